@@ -1,0 +1,27 @@
+"""orchestrator: DAGs as code, run exactly on Celery workers, tracked in SQL."""
+
+from orchestrator.task_context import TaskContext
+from orchestrator.task_context import current as context
+from orchestrator.authoring import Dag, Output, dag, task
+from orchestrator.errors import OrchestratorError
+
+__all__ = [
+    # authoring
+    "Client",
+    "Dag",
+    "OrchestratorError",
+    "Output",
+    "TaskContext",
+    "context",
+    "dag",
+    "task",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The client pulls in Celery and SQLAlchemy; authoring a DAG should not.
+    if name == "Client":
+        from orchestrator.client import Client
+
+        return Client
+    raise AttributeError(name)

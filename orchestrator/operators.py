@@ -1,0 +1,88 @@
+"""How one task body runs, whatever runs it (a Celery worker or ``Dag.test``).
+
+Task kinds: ``python`` (a function by import path, called with its bound arguments) and
+``shell`` (a command line; run params and identity arrive as ``ORCH_*`` variables, the
+result is its standard output).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from orchestrator import errors, spec, task_context
+
+
+class ShellCommandFailed(errors.OrchestratorError):
+    """A shell task exited with a non-zero status."""
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-5:]
+        super().__init__(f"command exited with status {returncode}"
+                         + (": " + " | ".join(tail) if tail else ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def resolve(path: str) -> Callable[..., Any]:
+    """Import ``module:qualname``; unwrap ``@task`` functions to the plain function."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise errors.DagError(f"cannot import callable {path!r}: {exc}") from exc
+    fn = getattr(obj, "fn", obj)
+    if not callable(fn):
+        raise errors.DagError(f"{path!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def _value(arg: spec.TaskArg | spec.ParamArg | spec.ValueArg, params: Mapping[str, Any],
+           upstream: Mapping[str, Any]) -> Any:
+    if isinstance(arg, spec.TaskArg):
+        return upstream[arg.task]
+    if isinstance(arg, spec.ParamArg):
+        return params[arg.param]
+    return arg.value
+
+
+def call(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[str, Any],
+         ctx: task_context.TaskContext) -> Any:
+    """Run ``task`` with its arguments bound from ``params`` and upstream results."""
+    token = task_context.bind(ctx)
+    try:
+        if task.kind == "shell":
+            return _shell(task, ctx)
+        fn = resolve(task.callable or "")
+        args = [_value(a, params, upstream) for a in task.args]
+        kwargs = {k: _value(a, params, upstream) for k, a in task.kwargs.items()}
+        return fn(*args, **kwargs)
+    finally:
+        task_context.unbind(token)
+
+
+def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext) -> str:
+    env = dict(os.environ)
+    env.update({"ORCH_DAG_ID": ctx.dag_id, "ORCH_RUN_ID": ctx.run_id,
+                "ORCH_TASK_ID": ctx.task_id, "ORCH_ATTEMPT": str(ctx.attempt)})
+    for name, value in ctx.params.items():
+        env[f"ORCH_PARAM_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    proc = subprocess.run(task.command or "", shell=True, env=env, capture_output=True,
+                          text=True, check=False)
+    # Echo the command's output so it lands in the worker's log for this attempt.
+    if proc.stdout:
+        sys.stdout.write(proc.stdout)
+    if proc.stderr:
+        sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        raise ShellCommandFailed(proc.returncode, proc.stderr)
+    return proc.stdout.strip()

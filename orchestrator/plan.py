@@ -1,0 +1,107 @@
+"""Pure: a validated DagSpec becomes a Plan the store and dispatcher work from.
+
+A *segment* is a maximal run of nodes ``a -> b -> c`` where each link is the only
+child of its parent and the only parent of its child. A segment goes to Celery as one
+``chain``; fan-out dispatches several segments as a ``group``; a node with several
+parents (a join) always starts a segment and is released by the state database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections import deque
+
+from orchestrator import errors
+from orchestrator import spec as spec_
+
+MAX_SEGMENT = 64
+"""Longest chain sent as one message, so messages stay O(segment) even on a long line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    dag_id: str
+    order: tuple[str, ...]
+    upstream: dict[str, tuple[str, ...]]
+    downstream: dict[str, tuple[str, ...]]
+    chain_next: dict[str, str]
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        return tuple(n for n in self.order if not self.upstream[n])
+
+    def in_degree(self, node: str) -> int:
+        return len(self.upstream[node])
+
+    def segment_from(self, node: str) -> tuple[str, ...]:
+        """The chain starting at ``node``: what is sent when ``node`` is dispatched."""
+        out = [node]
+        while (nxt := self.chain_next.get(out[-1])) is not None:
+            out.append(nxt)
+        return tuple(out)
+
+    @property
+    def segments(self) -> tuple[tuple[str, ...], ...]:
+        inside = set(self.chain_next.values())
+        return tuple(self.segment_from(n) for n in self.order if n not in inside)
+
+    def released_by_chain(self, node: str) -> str | None:
+        """The successor that Celery's chain delivers after ``node`` succeeds, if any."""
+        return self.chain_next.get(node)
+
+    @functools.cached_property
+    def _descendants(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
+    def descendants(self, node: str) -> tuple[str, ...]:
+        """Every node downstream of ``node``, in topological order."""
+        cache = self._descendants
+        if node not in cache:
+            seen: set[str] = set()
+            todo = deque(self.downstream[node])
+            while todo:
+                n = todo.popleft()
+                if n not in seen:
+                    seen.add(n)
+                    todo.extend(self.downstream[n])
+            cache[node] = tuple(n for n in self.order if n in seen)
+        return cache[node]
+
+
+def build(dag: spec_.DagSpec) -> Plan:
+    upstream = {t.id: t.dependencies for t in dag.tasks}
+    down: dict[str, list[str]] = {t.id: [] for t in dag.tasks}
+    for t in dag.tasks:
+        for d in t.dependencies:
+            down[d].append(t.id)
+    downstream = {n: tuple(c) for n, c in down.items()}
+    order = _topological(upstream, downstream)
+    chain_next: dict[str, str] = {}
+    depth: dict[str, int] = {}
+    for n in order:
+        kids = downstream[n]
+        if len(kids) == 1 and len(upstream[kids[0]]) == 1:
+            d = depth.get(n, 1)
+            if d < MAX_SEGMENT:
+                chain_next[n] = kids[0]
+                depth[kids[0]] = d + 1
+    return Plan(dag.id, order, upstream, downstream, chain_next)
+
+
+def _topological(upstream: dict[str, tuple[str, ...]],
+                 downstream: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    indeg = {n: len(u) for n, u in upstream.items()}
+    ready = deque(n for n, k in indeg.items() if k == 0)
+    order: list[str] = []
+    while ready:
+        n = ready.popleft()
+        order.append(n)
+        for c in downstream[n]:
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                ready.append(c)
+    if len(order) != len(upstream):  # spec.check rejects cycles first; this guards misuse
+        cycle = spec_.find_cycle(upstream) or []
+        raise errors.CycleError(cycle)
+    return tuple(order)

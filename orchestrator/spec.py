@@ -1,0 +1,269 @@
+"""The one DAG model both syntaxes compile to, and its validation.
+
+Python DAGs (``orchestrator.dag``) and YAML DAGs (``orchestrator.yaml_dags``) both end in
+:func:`build`, which returns a frozen :class:`DagSpec` or raises a :class:`~errors.DagError`
+naming what is wrong. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from orchestrator import errors
+
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
+"""Ids of DAGs, tasks and params: a letter or underscore, then letters, digits, _ or -.
+
+No dots: a task registers with Celery as ``<dag_id>.<task_id>``."""
+_ID = re.compile(ID_PATTERN)
+
+MAX_RETRIES = 100
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskArg(_Frozen):
+    """The return value of an upstream task."""
+
+    kind: Literal["task"] = "task"
+    task: str
+
+
+class ParamArg(_Frozen):
+    """A run parameter."""
+
+    kind: Literal["param"] = "param"
+    param: str
+
+
+class ValueArg(_Frozen):
+    """A JSON literal fixed in the DAG definition."""
+
+    kind: Literal["value"] = "value"
+    value: Any
+
+
+Arg = Annotated[TaskArg | ParamArg | ValueArg, Field(discriminator="kind")]
+
+ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
+
+
+class ParamSpec(_Frozen):
+    type: ParamType = "any"
+    default: Any = None
+    required: bool = True
+    description: str = ""
+
+
+class TaskSpec(_Frozen):
+    id: str
+    kind: Literal["python", "shell"]
+    callable: str | None = Field(default=None, description="'module:qualname' of a function")
+    command: str | None = Field(default=None, description="shell command line")
+    args: tuple[Arg, ...] = ()
+    kwargs: dict[str, Arg] = Field(default_factory=dict)
+    upstream: tuple[str, ...] = Field(default=(), description="ordering-only dependencies")
+    retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    retry_backoff: float = Field(default=1.0, ge=0, description="first retry delay, seconds")
+    retry_backoff_max: float = Field(default=300.0, ge=0, description="cap on a retry delay")
+    retry_jitter: bool = True
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
+    queue: str | None = None
+    line: int | None = Field(default=None, exclude=True, description="line in the source file")
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """Upstream task ids, data and ordering, in first-mention order without repeats."""
+        seen: dict[str, None] = dict.fromkeys(self.upstream)
+        for arg in (*self.args, *self.kwargs.values()):
+            if isinstance(arg, TaskArg):
+                seen.setdefault(arg.task)
+        return tuple(seen)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+
+class DagSpec(_Frozen):
+    id: str
+    description: str = ""
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    tasks: tuple[TaskSpec, ...]
+    source: str | None = Field(default=None, exclude=True)
+
+    def task(self, task_id: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise errors.UnknownTask(f"DAG {self.id!r} has no task {task_id!r}")
+
+
+def build(data: Mapping[str, Any], *, source: str | None = None,
+          max_tasks: int = 100_000) -> DagSpec:
+    """Validate ``data`` into a :class:`DagSpec`; raise :class:`DagError` on any problem."""
+    dag_id = data.get("id") if isinstance(data.get("id"), str) else None
+    try:
+        spec = DagSpec.model_validate({**data, "source": source})
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        line = _line_of(data, first["loc"])
+        loc = ".".join(str(p) for p in first["loc"])
+        raise errors.DagError(f"{loc}: {first['msg']}", dag_id=dag_id, source=source,
+                              line=line) from None
+    check(spec, max_tasks=max_tasks)
+    return spec
+
+
+def _line_of(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> int | None:
+    if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+        tasks = data.get("tasks")
+        if isinstance(tasks, list | tuple) and loc[1] < len(tasks):
+            task = tasks[loc[1]]
+            line = task.get("line") if isinstance(task, Mapping) else None
+            return line if isinstance(line, int) else None
+    return None
+
+
+def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
+    """Graph-level checks pydantic cannot express: ids, references, cycles, limits."""
+    where: dict[str, Any] = {"dag_id": spec.id, "source": spec.source}
+    if not _ID.match(spec.id):
+        raise errors.DagError(f"invalid DAG id {spec.id!r}: must match {ID_PATTERN}", **where)
+    if not spec.tasks:
+        raise errors.DagError("has no tasks", **where)
+    if len(spec.tasks) > max_tasks:
+        raise errors.DagError(f"has {len(spec.tasks)} tasks, more than the limit {max_tasks}",
+                              **where)
+    for name in spec.params:
+        if not _ID.match(name):
+            raise errors.DagError(f"invalid param name {name!r}: must match {ID_PATTERN}",
+                                  **where)
+    ids: set[str] = set()
+    for t in spec.tasks:
+        at = {**where, "line": t.line}
+        if not _ID.match(t.id):
+            raise errors.DagError(f"invalid task id {t.id!r}: must match {ID_PATTERN}", **at)
+        if t.id in ids:
+            raise errors.DagError(f"duplicate task id {t.id!r}", **at)
+        ids.add(t.id)
+        _check_task_body(t, spec, at)
+    for t in spec.tasks:
+        for dep in t.dependencies:
+            if dep == t.id:
+                raise errors.CycleError([t.id, t.id], **{**where, "line": t.line})
+            if dep not in ids:
+                raise errors.DagError(f"task {t.id!r} has unknown upstream {dep!r}",
+                                      **{**where, "line": t.line})
+    cycle = find_cycle({t.id: t.dependencies for t in spec.tasks})
+    if cycle:
+        raise errors.CycleError(cycle, **where)
+
+
+def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
+    if t.kind == "python":
+        if not t.callable or ":" not in t.callable:
+            raise errors.DagError(
+                f"task {t.id!r}: python tasks need callable 'module:function', "
+                f"got {t.callable!r}", **at)
+    elif not t.command:
+        raise errors.DagError(f"task {t.id!r}: shell tasks need a command", **at)
+    for arg in (*t.args, *t.kwargs.values()):
+        if isinstance(arg, ParamArg) and arg.param not in spec.params:
+            raise errors.DagError(f"task {t.id!r} uses unknown param {arg.param!r}", **at)
+        if isinstance(arg, ValueArg) and not _is_json(arg.value):
+            raise errors.DagError(f"task {t.id!r}: argument {arg.value!r} is not JSON", **at)
+    if t.retry_backoff_max < t.retry_backoff:
+        raise errors.DagError(f"task {t.id!r}: retry_backoff_max is below retry_backoff", **at)
+
+
+def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """Return one cycle as ``[a, b, ..., a]`` (in dependency direction), or None."""
+    indeg = {n: 0 for n in deps}
+    children: dict[str, list[str]] = {n: [] for n in deps}
+    for n, ds in deps.items():
+        for d in ds:
+            if d in indeg:
+                indeg[n] += 1
+                children[d].append(n)
+    ready = [n for n, k in indeg.items() if k == 0]
+    while ready:
+        n = ready.pop()
+        for c in children[n]:
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                ready.append(c)
+    left = {n for n, k in indeg.items() if k > 0}
+    if not left:
+        return None
+    # Every node left has a parent that is left too, so walking parents must revisit one.
+    node = min(left)
+    path: list[str] = []
+    index: dict[str, int] = {}
+    while node not in index:
+        index[node] = len(path)
+        path.append(node)
+        node = next(d for d in sorted(deps[node]) if d in left)
+    cycle = path[index[node]:]
+    cycle.reverse()  # parents were walked; report upstream -> downstream
+    return [*cycle, cycle[0]]
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_TYPES: dict[str, TypeAdapter[Any]] = {
+    "string": TypeAdapter(StrictStr),
+    "integer": TypeAdapter(StrictInt),
+    "number": TypeAdapter(StrictInt | float),
+    "boolean": TypeAdapter(StrictBool),
+    "array": TypeAdapter(list[Any]),
+    "object": TypeAdapter(dict[str, Any]),
+}
+
+
+def validate_params(spec: DagSpec, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Fill defaults and check types; raise :class:`ParamsError` listing every problem."""
+    given = dict(params or {})
+    problems: list[str] = []
+    for name in sorted(set(given) - set(spec.params)):
+        problems.append(f"unknown param {name!r}")
+    out: dict[str, Any] = {}
+    for name, p in spec.params.items():
+        if name not in given:
+            if p.required:
+                problems.append(f"missing required param {name!r}")
+            else:
+                out[name] = p.default
+            continue
+        value = given[name]
+        if p.type in _TYPES:
+            try:
+                _TYPES[p.type].validate_python(value, strict=True)
+            except PydanticValidationError:
+                problems.append(f"param {name!r} must be {p.type}, got "
+                                f"{type(value).__name__} {value!r}")
+                continue
+        if isinstance(value, float) and not math.isfinite(value) or not _is_json(value):
+            problems.append(f"param {name!r} is not JSON-serialisable: {value!r}")
+            continue
+        out[name] = value
+    if problems:
+        raise errors.ParamsError(f"invalid params for DAG {spec.id!r}: " + "; ".join(problems),
+                                 problems=problems)
+    return out

@@ -1,0 +1,148 @@
+"""YAML DAG files compile to the same :class:`~spec.DagSpec` as Python DAGs.
+
+::
+
+    id: nightly
+    params:
+      day: {type: string, default: "2026-01-01"}
+    tasks:
+      - id: extract
+        python: mypkg.etl:extract        # a function by import path
+        kwargs: {day: {param: day}}
+      - id: load
+        python: mypkg.etl:load
+        args: [{task: extract}]          # the return value of 'extract'
+        retries: 2
+      - id: notify
+        shell: echo loaded               # a shell command
+        upstream: [load]                 # ordering only
+
+An argument written ``{task: ID}`` is an upstream task's result, ``{param: NAME}`` a run
+parameter; anything else is a literal. ``orchestrator/schema/dag.schema.json`` is the
+JSON Schema for editors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator import errors, spec
+
+_TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
+              "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue"}
+_TOP_KEYS = {"id", "description", "params", "tasks"}
+_PARAM_KEYS = {"type", "default", "description"}
+_JSON_TYPES: dict[type, spec.ParamType] = {
+    bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+    dict: "object"}
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "dag.schema.json"
+
+
+def load_file(path: Path, *, max_tasks: int = 100_000) -> spec.DagSpec:
+    return load_text(path.read_text(encoding="utf-8"), source=str(path), max_tasks=max_tasks)
+
+
+def load_text(text: str, *, source: str = "<yaml>", max_tasks: int = 100_000) -> spec.DagSpec:
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise errors.DagError(f"invalid YAML: {problem}", source=source,
+                              line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise errors.DagError("a DAG file must be a mapping with 'id' and 'tasks'",
+                              source=source, line=1)
+    lines = _task_lines(root)
+    return spec.build(_compile(data, source, lines), source=source, max_tasks=max_tasks)
+
+
+def _task_lines(root: yaml.Node | None) -> list[int]:
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if key.value == "tasks" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _compile(data: dict[str, Any], source: str, lines: list[int]) -> dict[str, Any]:
+    dag_id = data.get("id") if isinstance(data.get("id"), str) else None
+
+    def fail(msg: str, line: int | None = None) -> errors.DagError:
+        return errors.DagError(msg, dag_id=dag_id, source=source, line=line)
+
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise fail(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+    if "id" not in data:
+        raise fail("missing 'id'")
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise fail("'tasks' must be a non-empty list")
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise fail("'params' must be a mapping of name to {type, default, description}")
+    out_tasks = []
+    for i, t in enumerate(tasks):
+        line = lines[i] if i < len(lines) else None
+        if not isinstance(t, dict):
+            raise fail(f"tasks[{i}] must be a mapping", line)
+        out_tasks.append(_compile_task(t, i, line, fail))
+    return {"id": data["id"], "description": data.get("description") or "",
+            "params": {k: _compile_param(k, v, fail) for k, v in params.items()},
+            "tasks": out_tasks}
+
+
+def _compile_param(name: str, p: Any, fail: Any) -> dict[str, Any]:
+    if not isinstance(p, dict):
+        raise fail(f"param {name!r} must be a mapping with type/default/description")
+    unknown = set(p) - _PARAM_KEYS
+    if unknown:
+        raise fail(f"param {name!r}: unknown key(s) {sorted(unknown)}")
+    out: dict[str, Any] = {"required": "default" not in p,
+                           "description": p.get("description") or ""}
+    if "default" in p:
+        out["default"] = p["default"]
+    ptype = p.get("type") or _JSON_TYPES.get(type(p.get("default")), "any")
+    out["type"] = ptype
+    return out
+
+
+def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dict[str, Any]:
+    name = t.get("id", f"tasks[{i}]")
+    unknown = set(t) - _TASK_KEYS
+    if unknown:
+        raise fail(f"task {name!r}: unknown key(s) {sorted(unknown)}", line)
+    kinds = [k for k in ("python", "shell") if k in t]
+    if len(kinds) != 1:
+        raise fail(f"task {name!r}: give exactly one of 'python' (module:function) "
+                   "or 'shell' (a command)", line)
+    out = {k: v for k, v in t.items() if k not in ("python", "shell", "args", "kwargs")}
+    out["line"] = line
+    if kinds[0] == "python":
+        out.update(kind="python", callable=t["python"])
+    else:
+        out.update(kind="shell", command=t["shell"])
+    args = t.get("args") or []
+    kwargs = t.get("kwargs") or {}
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise fail(f"task {name!r}: 'args' must be a list and 'kwargs' a mapping", line)
+    out["args"] = [_arg(a) for a in args]
+    out["kwargs"] = {k: _arg(v) for k, v in kwargs.items()}
+    if isinstance(out.get("upstream"), str):
+        out["upstream"] = [out["upstream"]]
+    return out
+
+
+def _arg(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and len(value) == 1:
+        (key, ref), = value.items()
+        if key in ("task", "param") and isinstance(ref, str):
+            return {"kind": key, key: ref}
+    return {"kind": "value", "value": value}
