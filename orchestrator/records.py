@@ -1,0 +1,63 @@
+"""What the client, CLI and API hand back: frozen, JSON-ready views of stored state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.states import AttemptOutcome, RunState, TaskState
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Attempt(_Record):
+    attempt: int
+    outcome: AttemptOutcome
+    worker: str | None = None
+    pid: int | None = None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+
+
+class TaskInstance(_Record):
+    task_id: str
+    state: TaskState
+    attempt: int
+    max_attempts: int
+    worker: str | None = None
+    error: str | None = None
+    result: Any = None
+    queued_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    attempts: list[Attempt] = []
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class Run(_Record):
+    id: str
+    dag_id: str
+    state: RunState
+    params: dict[str, Any]
+    idempotency_key: str | None = None
+    total_tasks: int
+    unfinished: int
+    created_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    tasks: dict[str, TaskInstance] = {}
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (RunState.SUCCESS, RunState.FAILED)

@@ -1,0 +1,64 @@
+"""Run and task states, and the transitions the store is allowed to make.
+
+Every transition is a compare-and-set UPDATE in :mod:`orchestrator.store.repository`
+(``... WHERE state IN (:from_states) AND attempt = :n``); this table is the contract
+those statements implement and the unit tests check.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunState(enum.StrEnum):
+    RUNNING = "running"
+    """Submitted; some task is not finished yet."""
+    SUCCESS = "success"
+    """Every task succeeded."""
+    FAILED = "failed"
+    """Every task finished and at least one failed or was upstream_failed."""
+
+
+class TaskState(enum.StrEnum):
+    PENDING = "pending"
+    """Waiting for upstream tasks."""
+    QUEUED = "queued"
+    """Every upstream task succeeded; a message for this attempt is on its way."""
+    UP_FOR_RETRY = "up_for_retry"
+    """The last attempt failed; the next attempt is scheduled after its backoff."""
+    RUNNING = "running"
+    """A worker claimed the attempt and holds its lease."""
+    SUCCESS = "success"
+    FAILED = "failed"
+    """The last allowed attempt failed."""
+    UPSTREAM_FAILED = "upstream_failed"
+    """An upstream task failed, so this one never runs."""
+
+
+class AttemptOutcome(enum.StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    LOST = "lost"
+    """The worker stopped renewing the lease (killed, cut off); a new attempt took over."""
+
+
+FINISHED_RUN = frozenset({RunState.SUCCESS, RunState.FAILED})
+FINISHED_TASK = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED})
+CLAIMABLE = frozenset({TaskState.QUEUED, TaskState.UP_FOR_RETRY})
+
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.UPSTREAM_FAILED}),
+    TaskState.QUEUED: frozenset({TaskState.RUNNING}),
+    TaskState.UP_FOR_RETRY: frozenset({TaskState.RUNNING}),
+    # RUNNING -> RUNNING is a takeover of a lost attempt by attempt n+1.
+    TaskState.RUNNING: frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UP_FOR_RETRY,
+                                  TaskState.RUNNING}),
+    TaskState.SUCCESS: frozenset(),
+    TaskState.FAILED: frozenset(),
+    TaskState.UPSTREAM_FAILED: frozenset(),
+}
+
+
+def can_move(old: TaskState, new: TaskState) -> bool:
+    return new in TRANSITIONS[old]

@@ -1,0 +1,100 @@
+"""The schema: runs, task instances (one per DAG node per run) and attempts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dag_id", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("total_tasks", Integer, nullable=False),
+    # Counted down by the transaction that finishes a task: the one that reaches 0 ends
+    # the run, exactly once, without a COUNT(*) race.
+    Column("unfinished", Integer, nullable=False),
+    Column("failed_tasks", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    UniqueConstraint("dag_id", "idempotency_key", name="uq_runs_dag_idempotency_key"),
+)
+Index("ix_runs_dag_created", runs.c.dag_id, runs.c.created_at)
+Index("ix_runs_state", runs.c.state)
+
+task_instances = Table(
+    "task_instances", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("task_id", String(100), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lost_attempts", Integer, nullable=False, default=0),
+    # Upstream tasks not yet succeeded; the join fires when a parent's success takes it to 0.
+    Column("remaining", Integer, nullable=False),
+    Column("result", Json),
+    Column("error", Text),
+    Column("worker", String(200)),
+    Column("lease_expires_at", Float),
+    Column("queued_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
+                         name="fk_task_instances_run"),
+)
+Index("ix_task_instances_state", task_instances.c.state, task_instances.c.run_id)
+
+attempts = Table(
+    "attempts", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("task_id", String(100), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("outcome", String(16), nullable=False),
+    Column("worker", String(200)),
+    Column("pid", Integer),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("error_type", String(200)),
+    Column("error_message", Text),
+    Column("traceback", Text),
+    ForeignKeyConstraint(["run_id", "task_id"],
+                         ["task_instances.run_id", "task_instances.task_id"],
+                         ondelete="CASCADE", name="fk_attempts_task_instance"),
+)
