@@ -56,6 +56,13 @@ class GiveUp:
 
 
 @dataclasses.dataclass(frozen=True)
+class Busy:
+    """The attempt is running under a live lease; look again when it expires."""
+
+    lease_expires_at: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Advance:
     """What a finished attempt changed: tasks now ready, and the run's end if it ended."""
 
@@ -137,7 +144,7 @@ class Store:
 
     def claim(self, run_id: str, task_id: str, attempt: int, *, worker: str, pid: int,
               lease_seconds: float, data_from: Sequence[str], max_lost: int,
-              ) -> Claim | GiveUp | None:
+              ) -> Claim | GiveUp | Busy | None:
         """Move a queued attempt to running; None if it is not ours to run.
 
         A message for an attempt that is running under an expired lease means its
@@ -156,9 +163,10 @@ class Store:
                                           ti.c.lease_expires_at).where(
                     ti.c.run_id == run_id, ti.c.task_id == task_id,
                     ti.c.attempt == attempt)).first()
-                if row is None or row.state != TaskState.RUNNING or (
-                        row.lease_expires_at or 0) >= wall:
+                if row is None or row.state != TaskState.RUNNING:
                     return None
+                if (row.lease_expires_at or 0) >= wall:
+                    return Busy(row.lease_expires_at)
                 if row.lost_attempts + 1 >= max_lost:
                     return GiveUp(attempt, row.lost_attempts)
                 took = conn.execute(update(ti).where(

@@ -1,0 +1,101 @@
+"""The only module that sends to the broker.
+
+A dispatched node goes out as the chain of its segment (``plan.segment_from``); several
+ready segments go out together as a group. Each message names one node attempt
+(dag, task, run, attempt) and never carries code or upstream data: O(segment) bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+from celery import Celery, chain, group
+from celery.canvas import Signature
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from orchestrator import errors, plan, spec
+from orchestrator.celery_config import celery_config
+from orchestrator.settings import Settings
+
+RUN_EVENTS_CHANNEL = "orchestrator:run-finished"
+TIME_LIMIT_GRACE_S = 10.0
+"""Between the soft limit (the task sees a timeout) and the hard kill of its process."""
+
+
+def task_name(dag_id: str, task_id: str) -> str:
+    """The Celery task name Flower shows: ``<dag_id>.<task_id>``."""
+    return f"{dag_id}.{task_id}"
+
+
+def make_producer_app(settings: Settings, broker_url: str) -> Celery:
+    app = Celery("orchestrator", set_as_current=False)
+    app.conf.update(celery_config(settings, broker_url))
+    return app
+
+
+class Dispatcher:
+    """Sends node attempts to workers through Celery, and run events through Redis."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.default_queue = settings.default_queue
+
+    def signature(self, dag: spec.DagSpec, run_id: str, task_id: str, attempt: int) -> Signature:
+        t = dag.task(task_id)
+        options: dict[str, Any] = {"queue": t.queue or self.default_queue}
+        if t.timeout is not None:
+            options["soft_time_limit"] = t.timeout
+            options["time_limit"] = t.timeout + TIME_LIMIT_GRACE_S
+        return self.app.signature(
+            task_name(dag.id, task_id),
+            kwargs={"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt},
+            immutable=True, **options)
+
+    def segment(self, dag: spec.DagSpec, p: plan.Plan, run_id: str, head: str,
+                attempts: Mapping[str, int]) -> Signature:
+        nodes = p.segment_from(head)
+        sigs = [self.signature(dag, run_id, n, attempts.get(n, 1)) for n in nodes]
+        return sigs[0] if len(sigs) == 1 else chain(*sigs)
+
+    def send(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+             heads: Sequence[tuple[str, int]], tail_attempts: Mapping[str, int] | None = None,
+             countdown: float | None = None) -> None:
+        """Send the segments starting at ``heads`` (task id, attempt)."""
+        if not heads:
+            return
+        attempts = dict(tail_attempts or {})
+        attempts.update(heads)
+        sigs = [self.segment(dag, p, run_id, h, attempts) for h, _ in heads]
+        options = {"countdown": countdown} if countdown else {}
+        try:
+            if len(sigs) == 1:
+                sigs[0].apply_async(**options)
+            else:
+                group(sigs).apply_async(**options)
+        except KombuOperationalError as exc:
+            raise errors.TransportError(f"cannot send to the broker: {exc}") from exc
+
+    def run_finished(self, run_id: str, state: str) -> None:
+        """Wake clients waiting on this run (they fall back to polling the database)."""
+        try:
+            _redis(self.app.conf.broker_url).publish(
+                RUN_EVENTS_CHANNEL, json.dumps({"run": run_id, "state": state}))
+        except redis.RedisError:
+            pass  # a notification is a shortcut, not the source of truth
+
+
+@functools.lru_cache(maxsize=8)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def subscribe(broker_url: str) -> Any:
+    """A pub/sub subscription to run-finished events."""
+    ps = redis.Redis.from_url(broker_url, socket_connect_timeout=5).pubsub(
+        ignore_subscribe_messages=True)
+    ps.subscribe(RUN_EVENTS_CHANNEL)
+    return ps

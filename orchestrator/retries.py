@@ -1,0 +1,18 @@
+"""Retry delays: exponential backoff, capped, with jitter so retries do not stampede."""
+
+from __future__ import annotations
+
+import random
+
+from orchestrator import spec
+
+
+def delay(task: spec.TaskSpec, failed_attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before the next attempt, after ``failed_attempts`` failures (>= 1).
+
+    ``retry_backoff * 2**(n-1)`` capped at ``retry_backoff_max``; with jitter, a uniform
+    draw from the upper half of that, so the delay never collapses to zero."""
+    base = min(task.retry_backoff_max, task.retry_backoff * 2 ** (failed_attempts - 1))
+    if not task.retry_jitter or base == 0:
+        return base
+    return (rng or random).uniform(base / 2, base)

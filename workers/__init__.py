@@ -1,0 +1,1 @@
+"""Celery workers: the app, the task runtime and its heartbeat."""

@@ -1,0 +1,38 @@
+"""The Celery app workers run: one Celery task per DAG node, named ``<dag>.<task>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from orchestrator import discovery, dispatch, errors
+from orchestrator.celery_config import celery_config
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+from workers.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    if not settings.broker_url:
+        raise errors.TransportError("ORCH_BROKER_URL is not set: give a Redis URL, or start "
+                                    "the whole stack with `orchestrator up`")
+    bag = discovery.load(settings.dags_path, max_tasks=settings.max_tasks)
+    Store(settings.database_url).dispose()  # migrate once, before the pool forks
+    app = Celery("orchestrator", set_as_current=True)
+    app.conf.update(celery_config(settings, settings.broker_url))
+    runtime = Runtime(settings, bag, dispatch.Dispatcher(app, settings))
+    for dag in bag.dags.values():
+        for t in dag.tasks:
+            _register(app, runtime, dispatch.task_name(dag.id, t.id))
+    app.orchestrator_bag = bag  # type: ignore[attr-defined]
+    return app
+
+
+def _register(app: Celery, runtime: Runtime, name: str) -> None:
+    def run(self: Any, dag: str, task: str, run: str, attempt: int) -> Any:
+        return runtime.execute(self, dag, task, run, attempt)
+
+    run.__name__ = name.replace(".", "__").replace("-", "_")
+    app.task(name=name, bind=True, acks_late=True, ignore_result=True)(run)

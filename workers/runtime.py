@@ -1,0 +1,145 @@
+"""What a worker does with one message: claim the attempt, run it, record it, advance.
+
+The transaction that records a success also decides which successors became ready
+(the fan-in join is a compare-and-set in the state database), and this worker sends
+them: no polling loop sits between a task and the next. A successor that is the next
+link of this message's chain is left to Celery, which sends it when we return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+
+from orchestrator import discovery, dispatch, errors, operators, plan, retries, spec
+from orchestrator.settings import Settings
+from orchestrator.store import Advance, Busy, Claim, GiveUp, Store
+from orchestrator.task_context import TaskContext
+from workers.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+WORKER_LOSS_LIMIT = 3
+"""Attempts lost with their worker before the task fails instead of running again."""
+
+
+class TaskFailed(errors.OrchestratorError):
+    """The task failed and has no retries left (recorded in the state database)."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings, bag: discovery.DagBag,
+                 dispatcher: dispatch.Dispatcher) -> None:
+        self.settings = settings
+        self.bag = bag
+        self.dispatcher = dispatcher
+        self.plans = {dag_id: plan.build(d) for dag_id, d in bag.dags.items()}
+        self._pid = -1
+        self._store: Store | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    @property
+    def store(self) -> Store:
+        # One store (and heartbeat thread) per process: prefork children must not share
+        # the parent's connections or threads.
+        if self._pid != os.getpid():
+            self._store = Store(self.settings.database_url, migrate=False)
+            self._heartbeat = Heartbeat(self._store, self.settings.lease_seconds)
+            self._pid = os.getpid()
+        assert self._store is not None
+        return self._store
+
+    def execute(self, task: Task, dag_id: str, task_id: str, run_id: str, attempt: int) -> Any:
+        dag = self.bag.get(dag_id)
+        p = self.plans[dag_id]
+        t = dag.task(task_id)
+        store = self.store
+        claim = store.claim(run_id, task_id, attempt, worker=task.request.hostname or "?",
+                            pid=os.getpid(), lease_seconds=self.settings.lease_seconds,
+                            data_from=_data_deps(t), max_lost=WORKER_LOSS_LIMIT)
+        if isinstance(claim, Busy):
+            # Redelivered while its attempt runs under a live lease: look again once the
+            # lease says whether that worker is still alive.
+            task.request.chain = None
+            self._send(dag, p, run_id, [(task_id, attempt)],
+                       countdown=max(0.1, claim.lease_expires_at - time.time()) + 0.1)
+            return "deferred"
+        if claim is None:
+            task.request.chain = None  # a duplicate must not continue the chain either
+            log.info("%s.%s run %s attempt %s: already handled, skipping",
+                     dag_id, task_id, run_id, attempt)
+            return "duplicate"
+        if isinstance(claim, GiveUp):
+            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
+                         "WorkerLost", f"the worker running this task was lost "
+                         f"{claim.lost_attempts + 1} times", None)
+        assert isinstance(claim, Claim)
+        return self._run(task, dag, p, run_id, t, claim)
+
+    def _run(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+             t: spec.TaskSpec, claim: Claim) -> Any:
+        ctx = TaskContext(dag.id, run_id, t.id, claim.attempt, claim.params)
+        assert self._heartbeat is not None
+        self._heartbeat.watch(run_id, t.id, claim.attempt)
+        try:
+            result = operators.call(t, claim.params, claim.upstream, ctx)
+            json.dumps(result, allow_nan=False)
+        except SoftTimeLimitExceeded:
+            self._heartbeat.clear()
+            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
+                                "TaskTimeout", f"exceeded its timeout of {t.timeout} s",
+                                traceback.format_exc())
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is recorded
+            self._heartbeat.clear()
+            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
+                                type(exc).__name__, str(exc), traceback.format_exc())
+        self._heartbeat.clear()
+        adv = self.store.succeed(run_id, t.id, claim.attempt, result, p.downstream[t.id])
+        if not adv.applied:
+            task.request.chain = None
+            return "superseded"
+        by_chain = p.released_by_chain(t.id)
+        self._advance(dag, p, run_id, [r for r in adv.ready if r[0] != by_chain], adv)
+        return None
+
+    def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+                t: spec.TaskSpec, attempt: int, lost: int, error_type: str, message: str,
+                tb: str | None) -> Any:
+        task.request.chain = None
+        used = attempt - lost  # attempts lost with a worker do not spend the user's retries
+        retry = error_type != "WorkerLost" and used < t.max_attempts
+        adv = self.store.fail(run_id, t.id, attempt, error_type=error_type, message=message,
+                              traceback=tb, retry=retry, descendants=p.descendants(t.id))
+        if not adv.applied:
+            return "superseded"
+        if adv.retry_attempt is not None:
+            wait = retries.delay(t, used)
+            self._send(dag, p, run_id, [(t.id, adv.retry_attempt)], countdown=wait)
+            raise Retry(f"{error_type}: {message}; attempt {adv.retry_attempt} in {wait:.2f} s",
+                        when=wait)
+        self._advance(dag, p, run_id, [], adv)
+        raise TaskFailed(f"{dag.id}.{t.id} failed: {error_type}: {message}")
+
+    def _advance(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+                 ready: list[tuple[str, int]], adv: Advance) -> None:
+        if ready:
+            self._send(dag, p, run_id, ready)
+        if adv.run_state is not None:
+            self.dispatcher.run_finished(run_id, adv.run_state)
+
+    def _send(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+              heads: list[tuple[str, int]], countdown: float | None = None) -> None:
+        tails = [n for h, _ in heads for n in p.segment_from(h)[1:]]
+        tail_attempts = self.store.attempts_of(run_id, tails) if tails else {}
+        self.dispatcher.send(dag, p, run_id, heads, tail_attempts, countdown=countdown)
+
+
+def _data_deps(t: spec.TaskSpec) -> tuple[str, ...]:
+    return tuple(a.task for a in (*t.args, *t.kwargs.values()) if isinstance(a, spec.TaskArg))
