@@ -164,9 +164,14 @@ class _Builder:
             line: int) -> Output:
         base = fn.task_id
         n = self._used.get(base, 0)
-        self._used[base] = n + 1
-        # A function used twice becomes name, name__1, ... as Airflow users expect.
+        # A function used twice becomes name, name__1, ... as Airflow users expect;
+        # skip ids already taken (e.g. by a task_id="name__1" override) instead of
+        # silently replacing that task.
         task_id = base if n == 0 else f"{base}__{n}"
+        while task_id in self.tasks:
+            n += 1
+            task_id = f"{base}__{n}"
+        self._used[base] = n + 1
         self.tasks[task_id] = {
             "id": task_id, "kind": "python", "callable": fn.callable_path,
             "args": [self._arg(a, task_id) for a in args],

@@ -50,6 +50,8 @@ def load(path: Path | str, *, max_tasks: int = 100_000) -> DagBag:
             bag.errors[str(file)] = exc
             continue
         for s in found:
+            if bag.dags.get(s.id) is s:
+                continue  # the same DAG object, aliased or imported by another file
             if s.id in bag.dags:
                 other = bag.dags[s.id].source
                 bag.errors[str(file)] = errors.DagError(

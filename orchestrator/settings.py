@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=None, description="Flower basic-auth password (unset: a random one is printed)."
     )
     max_tasks: int = Field(default=100_000, description="Largest DAG accepted, in tasks.")
+
+    @model_validator(mode="after")
+    def _visibility_above_timeouts(self) -> Settings:
+        if self.visibility_timeout is not None and self.visibility_timeout <= self.task_timeout_max:
+            raise ValueError(
+                f"ORCH_VISIBILITY_TIMEOUT ({self.visibility_timeout}) must be above "
+                f"ORCH_TASK_TIMEOUT_MAX ({self.task_timeout_max}), or healthy long tasks are "
+                "redelivered while they run")
+        return self
 
     @property
     def effective_visibility_timeout(self) -> float:

@@ -79,7 +79,7 @@ def _compile(data: dict[str, Any], source: str, lines: list[int]) -> dict[str, A
 
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise fail(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+        raise fail(f"unknown key(s) {sorted(unknown, key=str)}; allowed: {sorted(_TOP_KEYS)}")
     if "id" not in data:
         raise fail("missing 'id'")
     tasks = data.get("tasks")
@@ -104,7 +104,7 @@ def _compile_param(name: str, p: Any, fail: Any) -> dict[str, Any]:
         raise fail(f"param {name!r} must be a mapping with type/default/description")
     unknown = set(p) - _PARAM_KEYS
     if unknown:
-        raise fail(f"param {name!r}: unknown key(s) {sorted(unknown)}")
+        raise fail(f"param {name!r}: unknown key(s) {sorted(unknown, key=str)}")
     out: dict[str, Any] = {"required": "default" not in p,
                            "description": p.get("description") or ""}
     if "default" in p:
@@ -118,7 +118,7 @@ def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dic
     name = t.get("id", f"tasks[{i}]")
     unknown = set(t) - _TASK_KEYS
     if unknown:
-        raise fail(f"task {name!r}: unknown key(s) {sorted(unknown)}", line)
+        raise fail(f"task {name!r}: unknown key(s) {sorted(unknown, key=str)}", line)
     kinds = [k for k in ("python", "shell") if k in t]
     if len(kinds) != 1:
         raise fail(f"task {name!r}: give exactly one of 'python' (module:function) "

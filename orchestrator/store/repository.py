@@ -138,7 +138,7 @@ class Store:
     def attempts_of(self, run_id: str, task_ids: Sequence[str]) -> dict[str, int]:
         with self._tx(write=False) as conn:
             return dict(conn.execute(select(ti.c.task_id, ti.c.attempt).where(
-                ti.c.run_id == run_id, ti.c.task_id.in_(task_ids))).tuples().all())
+                ti.c.run_id == run_id, ti.c.task_id.in_(task_ids))).all())
 
     # -- worker hot path -----------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class Store:
             upstream: dict[str, Any] = {}
             if data_from:
                 upstream = dict(conn.execute(select(ti.c.task_id, ti.c.result).where(
-                    ti.c.run_id == run_id, ti.c.task_id.in_(data_from))).tuples().all())
+                    ti.c.run_id == run_id, ti.c.task_id.in_(data_from))).all())
         return Claim(attempt, lost, params, upstream)
 
     def _params(self, conn: Connection, run_id: str) -> dict[str, Any]:
@@ -234,11 +234,11 @@ class Store:
                 ).values(remaining=ti.c.remaining - 1))
                 # The join: of all parents, only the one whose decrement reached zero
                 # matches 'remaining = 0 AND state = pending' here, so it fires once.
-                ready += conn.execute(update(ti).where(
+                ready += [(r.task_id, r.attempt) for r in conn.execute(update(ti).where(
                     ti.c.run_id == run_id, ti.c.task_id.in_(chunk), ti.c.remaining == 0,
                     ti.c.state == TaskState.PENDING,
                 ).values(state=TaskState.QUEUED, queued_at=now).returning(
-                    ti.c.task_id, ti.c.attempt)).tuples().all()
+                    ti.c.task_id, ti.c.attempt))]
             run_state = self._count_down(conn, run_id, finished=1, failed=0, now=now)
         return Advance(True, ready, run_state)
 
@@ -311,7 +311,7 @@ class Store:
     def progress(self, run_id: str) -> dict[TaskState, int]:
         with self._tx(write=False) as conn:
             rows = conn.execute(select(ti.c.state, func.count()).where(
-                ti.c.run_id == run_id).group_by(ti.c.state)).tuples().all()
+                ti.c.run_id == run_id).group_by(ti.c.state)).all()
         return {TaskState(s): n for s, n in rows}
 
     def get_run(self, run_id: str, *, with_results: bool = True) -> records.Run:

@@ -1,0 +1,38 @@
+# Two commands matter: `make run` (the quick start) and `make test` (the whole suite).
+# Both create the virtual environment and install what they need on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run up test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## run the example DAG end to end on a throwaway local stack
+	$(BIN)/orchestrator quickstart example
+
+up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker and Flower until Ctrl-C
+	$(BIN)/orchestrator up
+
+test: $(STAMP)  ## the whole suite: unit, integration (SQLite + PostgreSQL), fault
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check orchestrator workers dags tests benchmarks
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## orchestrator vs raw Celery, same broker, same run
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache orchestrator.db*

@@ -1,0 +1,1 @@
+"""Benchmarks: the orchestrator against raw Celery on the same broker (``make bench``)."""

@@ -1,0 +1,164 @@
+"""DAGs the integration and fault tests run."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from _support import mark, record, wait_gate, wait_mark
+
+from orchestrator import context, dag, task
+
+
+@task
+def inc(x: int) -> int:
+    record()
+    return x + 1
+
+
+@dag(id="chain20")
+def chain20(start: int = 0) -> None:
+    v = inc(start)
+    for _ in range(19):
+        v = inc(v)
+
+
+@task
+def emit() -> int:
+    return 1
+
+
+@task
+def work(base: int, i: int) -> int:
+    return base + i
+
+
+@task
+def collect(*parts: int) -> dict[str, int]:
+    record()
+    return {"n": len(parts), "sum": sum(parts), "first": parts[0], "last": parts[-1]}
+
+
+@dag(id="wide500")
+def wide500() -> None:
+    src = emit()
+    collect(*[work(src, i) for i in range(500)])
+
+
+@task
+def node(*ups: int) -> int:
+    return sum(ups) % 1_000_003 + 1
+
+
+@dag(id="lattice10")
+def lattice10() -> None:
+    layer = [node.override(task_id=f"n0_{j}")() for j in range(10)]
+    for i in range(1, 10):
+        layer = [node.override(task_id=f"n{i}_{j}")(*layer) for j in range(10)]
+
+
+@task
+def quick() -> str:
+    return "ok"
+
+
+@task
+def slow_join(a: str, b: str) -> str:
+    wait_gate("c")
+    return a + b
+
+
+@dag(id="nshape")
+def nshape() -> None:
+    """a -> c, b -> c, b -> d; c waits for a gate the test opens once d is done."""
+    a = quick.override(task_id="a")()
+    b = quick.override(task_id="b")()
+    slow_join.override(task_id="c")(a, b)
+    quick.override(task_id="d")() << b
+
+
+@task(retries=2, retry_backoff=0.05, retry_backoff_max=0.1)
+def flaky() -> int:
+    record()
+    if context().attempt < 2:
+        raise RuntimeError("first attempt fails on purpose")
+    return context().attempt
+
+
+@dag(id="flaky")
+def flaky_dag() -> None:
+    inc(flaky())
+
+
+@task(retries=1, retry_backoff=0.05)
+def boom(x: str) -> str:
+    record()
+    raise ValueError(f"boom {x}")
+
+
+@dag(id="failing")
+def failing() -> None:
+    """root -> boom -> down -> down2, and root -> side -> side2 independent of boom."""
+    root = quick.override(task_id="root")()
+    down = quick.override(task_id="down")()
+    down << boom(root)
+    quick.override(task_id="down2")() << down
+    side = quick.override(task_id="side")()
+    side << root
+    quick.override(task_id="side2")() << side
+
+
+@task(timeout=1)
+def sleepy() -> None:
+    time.sleep(60)
+
+
+@dag(id="timeout")
+def timeout_dag() -> None:
+    sleepy()
+
+
+@task
+def rendezvous(me: str, other: str) -> str:
+    """Finishes only while the other task runs at the same time, on another process."""
+    mark(me)
+    wait_mark(other)
+
+    return f"{socket.gethostname()}:{context().task_id}"
+
+
+@dag(id="pair")
+def pair() -> None:
+    rendezvous.override(task_id="t1")("t1", "t2")
+    rendezvous.override(task_id="t2")("t2", "t1")
+
+
+@task
+def gated() -> str:
+    record()
+    wait_gate("go")
+    return "passed"
+
+
+@task
+def tracked(x: str = "") -> str:
+    record()
+    return x or "done"
+
+
+@dag(id="killme")
+def killme() -> None:
+    first = tracked.override(task_id="first")()
+    g = gated()
+    g << first
+    tracked.override(task_id="last")(g)
+
+
+@task
+def greet(name: str, times: int) -> str:
+    return " ".join([f"hello {name}"] * times)
+
+
+@dag(id="typed")
+def typed(name: str, times: int = 1, tags: list[str] | None = None) -> None:
+    greet(name, times)

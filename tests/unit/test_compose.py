@@ -1,0 +1,118 @@
+"""The compose file is valid against the Compose spec and keeps its structural promises.
+
+No Docker engine runs here, so `check-jsonschema` with its bundled Compose schema stands in
+for `docker compose config`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    if not CHECK_JSONSCHEMA.exists():
+        pytest.fail(f"check-jsonschema not installed next to {sys.executable}")
+    return subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    svc = compose["services"]
+    assert isinstance(svc, dict)
+    return svc
+
+
+def _command(service: dict[str, Any]) -> str:
+    cmd = service.get("command", "")
+    return " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    proc = _validate(COMPOSE)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("broken", [
+    # Unknown top-level key.
+    "services:\n  worker:\n    image: x\nnot_a_compose_key: 1\n",
+    # Unknown service key.
+    "services:\n  worker:\n    image: x\n    replicas_please: 4\n",
+    # depends_on condition outside the enum.
+    "services:\n  a:\n    image: x\n    depends_on:\n      b:\n        condition: whenever\n"
+    "  b:\n    image: y\n",
+])
+def test_validator_rejects_a_broken_compose_file(tmp_path: Path, broken: str) -> None:
+    # Without this, a validator that accepts anything would make the test above meaningless.
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(broken)
+    proc = _validate(path)
+    assert proc.returncode != 0, f"accepted an invalid file:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_expected_services_present(services: dict[str, Any]) -> None:
+    assert {"broker", "postgres", "worker", "flower"} <= set(services)
+
+
+def test_broker_persists_with_append_only_file(services: dict[str, Any]) -> None:
+    broker = services["broker"]
+    assert "--appendonly yes" in _command(broker)
+    assert any(str(v).endswith(":/data") for v in broker.get("volumes", []))
+    assert "ping" in _command({"command": broker["healthcheck"]["test"]})
+
+
+def test_postgres_has_volume_and_healthcheck(services: dict[str, Any]) -> None:
+    pg = services["postgres"]
+    assert str(pg["image"]).startswith("postgres:16")
+    assert pg.get("volumes")
+    assert "pg_isready" in _command({"command": pg["healthcheck"]["test"]})
+
+
+def test_worker_can_scale(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    # Either one is unique per host and breaks `--scale worker=N`.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert _command(worker).startswith("orchestrator worker")
+    env = worker["environment"]
+    assert env["ORCH_BROKER_URL"].startswith("redis://broker:")
+    assert env["ORCH_DATABASE_URL"].startswith("postgresql://")
+    for dep in ("broker", "postgres"):
+        assert worker["depends_on"][dep]["condition"] == "service_healthy"
+
+
+def test_flower_is_loopback_only_and_authenticated(services: dict[str, Any]) -> None:
+    flower = services["flower"]
+    ports = flower.get("ports", [])
+    assert ports, "flower publishes no port"
+    for port in ports:
+        assert isinstance(port, str) and port.startswith("127.0.0.1:"), port
+    cmd = _command(flower)
+    assert "--basic-auth=" in cmd
+    # No default password: it must be supplied, or compose refuses to start.
+    assert "${FLOWER_PASSWORD:?" in cmd
+
+
+def test_no_service_publishes_on_all_interfaces(services: dict[str, Any]) -> None:
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
