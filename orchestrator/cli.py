@@ -24,8 +24,8 @@ runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
 app.add_typer(dags_app, name="dags")
 app.add_typer(runs_app, name="runs")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ParamOpt = Annotated[list[str] | None, typer.Option(

@@ -1,0 +1,100 @@
+"""The `orchestrator` command against the real stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator import cli, errors
+from orchestrator.stack import LocalStack
+from tests.conftest import ROOT, TEST_DAGS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def runner(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    s = stack.settings
+    for key, value in {"BROKER_URL": s.broker_url, "DATABASE_URL": s.database_url,
+                       "DAGS_PATH": str(s.dags_path), "DEFAULT_QUEUE": s.default_queue}.items():
+        monkeypatch.setenv(f"ORCH_{key}", str(value))
+    return CliRunner()
+
+
+def test_run_wait_json_and_runs_show(runner: CliRunner) -> None:
+    res = runner.invoke(cli.app, ["run", "chain20", "--param", "start=3", "--wait", "--json"])
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.stdout)
+    assert run["state"] == "success"
+    assert run["tasks"]["inc__19"]["state"] == "success"
+    assert run["tasks"]["inc__19"]["result"] == 23
+    assert [a["outcome"] for a in run["tasks"]["inc"]["attempts"]] == ["success"]
+
+    shown = runner.invoke(cli.app, ["runs", "show", run["id"], "--json"])
+    assert shown.exit_code == 0, shown.output
+    again = json.loads(shown.stdout)
+    assert again["state"] == "success"
+    assert set(again["tasks"]) == {"inc"} | {f"inc__{i}" for i in range(1, 20)}
+    assert all(len(t["attempts"]) == 1 for t in again["tasks"].values())
+
+    listed = runner.invoke(cli.app, ["runs", "list", "--json", "--limit", "500"])
+    assert run["id"] in [r["id"] for r in json.loads(listed.stdout)]
+
+
+def test_run_wait_exits_1_when_the_run_fails(runner: CliRunner) -> None:
+    res = runner.invoke(cli.app, ["run", "failing", "--wait", "--json"])
+    assert res.exit_code == 1
+    run = json.loads(res.stdout)
+    assert run["state"] == "failed"
+    assert run["tasks"]["boom"]["state"] == "failed"
+    assert run["tasks"]["down"]["state"] == "upstream_failed"
+
+
+def test_run_without_wait_prints_the_run_id(runner: CliRunner) -> None:
+    res = runner.invoke(cli.app, ["run", "typed", "-p", "name=ada", "-p", "times=2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)["run_id"]) == 32
+
+
+def test_bad_params_raise_a_params_error(runner: CliRunner) -> None:
+    res = runner.invoke(cli.app, ["run", "typed", "-p", "times=2"])
+    assert isinstance(res.exception, errors.ParamsError)
+    assert "missing required param 'name'" in str(res.exception)
+
+
+def test_dags_list_json(runner: CliRunner) -> None:
+    res = runner.invoke(cli.app, ["dags", "list", "--json"])
+    assert res.exit_code == 0
+    ids = {d["id"] for d in json.loads(res.stdout)}
+    assert {"chain20", "wide500", "yaml_mixed"} <= ids
+    assert "cyclic" not in ids
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env["ORCH_DATABASE_URL"] = "sqlite:///:memory:"
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_dags_validate_names_the_cycle_and_exits_1() -> None:
+    proc = _cli("dags", "validate", str(TEST_DAGS / "tdag_broken.yaml"))
+    assert proc.returncode == 1
+    assert "cycle: b -> c -> a -> b" in proc.stderr.replace("\n", "")
+
+
+def test_dags_validate_accepts_the_examples() -> None:
+    proc = _cli("dags", "validate", str(ROOT / "dags"))
+    assert proc.returncode == 0, proc.stderr
+    assert "ok example " in proc.stdout and "ok example_yaml " in proc.stdout
+
+
+def test_errors_exit_2_with_a_message() -> None:
+    proc = _cli("run", "no_such_dag")
+    assert proc.returncode == 2
+    assert "unknown DAG 'no_such_dag'" in proc.stderr
