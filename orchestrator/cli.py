@@ -33,7 +33,7 @@ ParamOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _client() -> Any:
-    from orchestrator.client import Client  # noqa: PLC0415 - keep `--help` fast
+    from orchestrator.client import Client
 
     return Client()
 
@@ -93,7 +93,8 @@ def dags_validate(path: Annotated[Path | None, typer.Argument(
 
 @app.command("run")
 def run_cmd(dag_id: str, param: ParamOpt = None,
-            wait: Annotated[bool, typer.Option("--wait", help="Wait, with a progress bar.")] = False,
+            wait: Annotated[bool, typer.Option(
+                "--wait", help="Wait, with a progress bar.")] = False,
             idempotency_key: Annotated[str | None, typer.Option(
                 help="Submitting the same key again returns the same run.")] = None,
             timeout: Annotated[float | None, typer.Option(help="Seconds to wait.")] = None,
@@ -176,7 +177,7 @@ def worker_cmd(queues: Annotated[str | None, typer.Option(
                hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
                loglevel: str = "INFO") -> None:
     """Run a Celery worker for every DAG in ORCH_DAGS_PATH (needs ORCH_BROKER_URL)."""
-    from workers.app import create_app  # noqa: PLC0415
+    from workers.app import create_app
 
     settings = Settings()
     celery_app = create_app(settings)
@@ -195,9 +196,9 @@ def up_cmd(workers: int = 1, concurrency: int = 2,
            ) -> None:
     """Start the local stack (embedded broker unless ORCH_BROKER_URL, workers, Flower)
     until Ctrl-C."""
-    import time  # noqa: PLC0415
+    import time
 
-    from orchestrator.stack import LocalStack  # noqa: PLC0415
+    from orchestrator.stack import LocalStack
 
     settings = Settings()
     with LocalStack(settings, workers=workers, concurrency=concurrency, flower=flower) as s:
@@ -224,8 +225,8 @@ def quickstart_cmd(dag_id: Annotated[str, typer.Argument()] = "example",
                    timeout: float = 120.0) -> None:
     """Run one DAG end to end on a throwaway local stack, show the result, stop
     everything (what `make run` does). Exit 1 if the run failed."""
-    from orchestrator.client import Client  # noqa: PLC0415
-    from orchestrator.stack import LocalStack  # noqa: PLC0415
+    from orchestrator.client import Client
+    from orchestrator.stack import LocalStack
 
     settings = Settings()
     params = _parse_params(param)

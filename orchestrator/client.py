@@ -115,7 +115,7 @@ class Client:
         if self.settings.broker_url:
             try:
                 sub = dispatch.subscribe(self.settings.broker_url)
-            except Exception:  # noqa: BLE001 - fall back to polling the database
+            except Exception:
                 sub = None
         try:
             while True:

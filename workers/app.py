@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     for dag in bag.dags.values():
         for t in dag.tasks:
             _register(app, runtime, dispatch.task_name(dag.id, t.id))
-    app.orchestrator_bag = bag  # type: ignore[attr-defined]
+    app.orchestrator_bag = bag
     return app
 
 

@@ -96,7 +96,7 @@ class Runtime:
             return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
                                 "TaskTimeout", f"exceeded its timeout of {t.timeout} s",
                                 traceback.format_exc())
-        except Exception as exc:  # noqa: BLE001 - any failure of user code is recorded
+        except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
             return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
                                 type(exc).__name__, str(exc), traceback.format_exc())
