@@ -1,4 +1,4 @@
-"""The quick-start DAG: a chain, a fan-out and a fan-in join, with data passed by value.
+r"""The quick-start DAG: a chain, a fan-out and a fan-in join, with data passed by value.
 
     extract -> square -> total ---\
                       \-> largest -> report

@@ -248,7 +248,7 @@ class Dag:
         """Run every task in this process, in dependency order; return results by task id.
 
         For unit-testing DAGs without a broker or database; exceptions propagate."""
-        from orchestrator import local  # noqa: PLC0415  (keeps the authoring layer pure)
+        from orchestrator import local  # imported here: keeps the authoring layer pure
 
         return local.run_in_process(self.spec, params)
 
@@ -256,7 +256,7 @@ class Dag:
     def _build(fn: Callable[..., Any], dag_id: str, description: str | None) -> spec.DagSpec:
         try:
             hints = typing.get_type_hints(fn)
-        except Exception:  # noqa: BLE001 - unresolved annotations just mean "any"
+        except Exception:  # unresolved annotations just mean "any"
             hints = {}
         params: dict[str, spec.ParamSpec] = {}
         for name, p in inspect.signature(fn).parameters.items():
@@ -273,9 +273,9 @@ class Dag:
             fn(**{name: Param(name) for name in params})
         finally:
             _building.reset(token)
-        for name, p in params.items():
-            if not p.required and not spec._is_json(p.default):
-                raise errors.DagError(f"default of param {name!r} is not JSON: {p.default!r}",
+        for name, ps in params.items():
+            if not ps.required and not spec._is_json(ps.default):
+                raise errors.DagError(f"default of param {name!r} is not JSON: {ps.default!r}",
                                       dag_id=dag_id)
         return spec.build(
             {"id": dag_id, "description": description or (inspect.getdoc(fn) or ""),
@@ -290,7 +290,7 @@ def dag(*, id: str | None = None, description: str | None = None,
         ) -> Callable[[Callable[..., Any]], Dag]: ...
 
 
-def dag(fn: Callable[..., Any] | None = None, /, *, id: str | None = None,  # noqa: A002
+def dag(fn: Callable[..., Any] | None = None, /, *, id: str | None = None,
         description: str | None = None) -> Dag | Callable[[Callable[..., Any]], Dag]:
     """Declare a DAG; its body calls tasks to wire them, its parameters are run params."""
 

@@ -13,8 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from orchestrator import authoring
-from orchestrator import errors, spec, yaml_dags
+from orchestrator import authoring, errors, spec, yaml_dags
 
 
 @dataclasses.dataclass
@@ -78,7 +77,12 @@ def _load_file(file: Path, max_tasks: int) -> list[spec.DagSpec]:
         if exc.source:
             raise
         raise errors.DagError(str(exc), source=str(file)) from exc
-    except Exception as exc:  # noqa: BLE001 - any import failure is this file's error
+    except Exception as exc:  # any import failure is this file's error
         raise errors.DagError(f"failed to import: {type(exc).__name__}: {exc}",
                               source=str(file)) from exc
-    return [v.spec for v in vars(module).values() if isinstance(v, authoring.Dag)]
+    found = [v.spec for v in vars(module).values() if isinstance(v, authoring.Dag)]
+    for s in found:  # Python DAGs are built at import, before the folder's limit is known
+        if len(s.tasks) > max_tasks:
+            raise errors.DagError(f"has {len(s.tasks)} tasks, more than the limit {max_tasks}",
+                                  dag_id=s.id, source=str(file))
+    return found

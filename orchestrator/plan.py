@@ -82,10 +82,10 @@ def build(dag: spec_.DagSpec) -> Plan:
     for n in order:
         kids = downstream[n]
         if len(kids) == 1 and len(upstream[kids[0]]) == 1:
-            d = depth.get(n, 1)
-            if d < MAX_SEGMENT:
+            length = depth.get(n, 1)
+            if length < MAX_SEGMENT:
                 chain_next[n] = kids[0]
-                depth[kids[0]] = d + 1
+                depth[kids[0]] = length + 1
     return Plan(dag.id, order, upstream, downstream, chain_next)
 
 

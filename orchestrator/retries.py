@@ -12,7 +12,7 @@ def delay(task: spec.TaskSpec, failed_attempts: int, rng: random.Random | None =
 
     ``retry_backoff * 2**(n-1)`` capped at ``retry_backoff_max``; with jitter, a uniform
     draw from the upper half of that, so the delay never collapses to zero."""
-    base = min(task.retry_backoff_max, task.retry_backoff * 2 ** (failed_attempts - 1))
+    base = min(task.retry_backoff_max, task.retry_backoff * 2.0 ** (failed_attempts - 1))
     if not task.retry_jitter or base == 0:
         return base
     return (rng or random).uniform(base / 2, base)

@@ -158,6 +158,10 @@ def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
             raise errors.DagError(f"duplicate task id {t.id!r}", **at)
         ids.add(t.id)
         _check_task_body(t, spec, at)
+    _check_dependencies(spec, ids, where)
+
+
+def _check_dependencies(spec: DagSpec, ids: set[str], where: dict[str, Any]) -> None:
     for t in spec.tasks:
         for dep in t.dependencies:
             if dep == t.id:
@@ -259,7 +263,7 @@ def validate_params(spec: DagSpec, params: Mapping[str, Any] | None) -> dict[str
                 problems.append(f"param {name!r} must be {p.type}, got "
                                 f"{type(value).__name__} {value!r}")
                 continue
-        if isinstance(value, float) and not math.isfinite(value) or not _is_json(value):
+        if (isinstance(value, float) and not math.isfinite(value)) or not _is_json(value):
             problems.append(f"param {name!r} is not JSON-serialisable: {value!r}")
             continue
         out[name] = value

@@ -235,7 +235,7 @@ def test_params_from_signature() -> None:
     def d(n: int, name: str = "x", ratio: float = 0.5, flag: bool = False,
           items: list[int] | None = None, conf: dict[str, Any] | None = None,
           seq: list[str] = ["a"],  # noqa: B006 - a default is only read
-          untyped=3) -> None:  # type: ignore[no-untyped-def]  # noqa: ANN001
+          untyped=3) -> None:  # type: ignore[no-untyped-def]
         add(n)
 
     s = d.spec

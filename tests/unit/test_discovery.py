@@ -63,7 +63,7 @@ def py_dag(dag_id: str, body: str = "double(seed(n))") -> str:
 def test_good_dags_load_beside_broken_files(tmp_path: Path) -> None:
     u = uid()
     folder = tmp_path / "dags"
-    good = write(folder, f"a_good_{u}.py", py_dag(f"py_{u}") + "\nalias = the_dag\n")
+    good = write(folder, f"a_good_{u}.py", py_dag(f"py_{u}") + "\n        alias = the_dag\n")
     broken = write(folder, f"b_broken_{u}.py", 'raise RuntimeError("boom at import")\n')
     cyclic = write(folder, "c_cycle.yaml", """
         id: cyclic

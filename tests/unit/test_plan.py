@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -27,7 +28,7 @@ def make(nodes: Iterable[str], edges: Iterable[tuple[str, str]],
 
 def line(n: int) -> spec.DagSpec:
     names = [f"t{i}" for i in range(n)]
-    return make(names, zip(names, names[1:], strict=False))
+    return make(names, pairwise(names))
 
 
 def test_diamond() -> None:
@@ -178,7 +179,7 @@ def test_plan_properties(graph: tuple[list[str], list[tuple[str, str]]]) -> None
     for s in segments:
         assert 1 <= len(s) <= plan.MAX_SEGMENT
         assert p.segment_from(s[0]) == s
-        for a, b in zip(s, s[1:], strict=False):
+        for a, b in pairwise(s):
             assert children[a] == {b}          # the only child of its parent
             assert parents[b] == {a}           # the only parent of its child
             assert p.released_by_chain(a) == b
@@ -224,7 +225,7 @@ def test_cycles_are_reported_as_real_cycles(
     assert len(cycle) >= 2
     assert cycle[0] == cycle[-1]
     assert len(set(cycle[:-1])) == len(cycle) - 1       # a simple cycle
-    pairs = list(zip(cycle, cycle[1:], strict=False))
+    pairs = list(pairwise(cycle))
     for a, b in pairs:
         assert (a, b) in edge_set                        # each step is an edge a -> b
     assert back in pairs                                 # the graph was acyclic without it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -15,8 +16,8 @@ def shell(task_id: str, *upstream: str, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
-def py(task_id: str, *, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None,
-       **extra: Any) -> dict[str, Any]:
+def py(task_id: str, *, args: tuple[Any, ...] | list[Any] = (),
+       kwargs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {"id": task_id, "kind": "python", "callable": "mod:fn", "args": list(args),
             "kwargs": kwargs or {}, **extra}
 
@@ -230,7 +231,7 @@ def test_find_cycle_returns_closed_path() -> None:
     cycle = spec.find_cycle(deps)
     assert cycle is not None
     assert cycle[0] == cycle[-1]
-    for up, down in zip(cycle, cycle[1:], strict=False):
+    for up, down in pairwise(cycle):
         assert up in deps[down]
     assert set(cycle) == {"a", "b", "c"}
 

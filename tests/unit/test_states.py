@@ -58,7 +58,7 @@ def test_nothing_returns_to_pending_or_queued_from_later_states() -> None:
 
 
 def test_claimable_states_move_to_running() -> None:
-    assert CLAIMABLE == {TaskState.QUEUED, TaskState.UP_FOR_RETRY}
+    assert {TaskState.QUEUED, TaskState.UP_FOR_RETRY} == CLAIMABLE
     for state in CLAIMABLE:
         assert can_move(state, TaskState.RUNNING)
 
@@ -88,9 +88,9 @@ def test_can_move(old: TaskState, new: TaskState, ok: bool) -> None:
 
 
 def test_finished_sets_and_values() -> None:
-    assert FINISHED_RUN == {RunState.SUCCESS, RunState.FAILED}
+    assert {RunState.SUCCESS, RunState.FAILED} == FINISHED_RUN
     assert RunState.RUNNING not in FINISHED_RUN
-    assert FINISHED_TASK == {TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED}
+    assert {TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED} == FINISHED_TASK
     # stored as plain strings in the database
     assert TaskState("up_for_retry") is TaskState.UP_FOR_RETRY
     assert TaskState.UPSTREAM_FAILED == "upstream_failed"
