@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator workers dags tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## orchestrator vs raw Celery, same broker, same run
 	$(BIN)/python -m benchmarks.run
