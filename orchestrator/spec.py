@@ -13,7 +13,16 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
@@ -101,12 +110,17 @@ class DagSpec(_Frozen):
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     tasks: tuple[TaskSpec, ...]
     source: str | None = Field(default=None, exclude=True)
+    _by_id: dict[str, TaskSpec] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Workers look tasks up by id on every message: O(1), not a scan of the DAG.
+        self._by_id = {t.id: t for t in self.tasks}
 
     def task(self, task_id: str) -> TaskSpec:
-        for t in self.tasks:
-            if t.id == task_id:
-                return t
-        raise errors.UnknownTask(f"DAG {self.id!r} has no task {task_id!r}")
+        try:
+            return self._by_id[task_id]
+        except KeyError:
+            raise errors.UnknownTask(f"DAG {self.id!r} has no task {task_id!r}") from None
 
 
 def build(data: Mapping[str, Any], *, source: str | None = None,

@@ -12,7 +12,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.pool import NullPool
 
 from orchestrator import errors
 
@@ -39,10 +38,11 @@ def _sqlite_engine(u: Any) -> Engine:
     database = u.database or ""
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: connections are cheap, and a pool carried across a fork is a hazard.
-    engine = create_engine(u, poolclass=NullPool,
-                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S,
-                                         "check_same_thread": False})
+    # Pooled: opening a connection and setting its PRAGMAs on every transaction cost more
+    # than the transaction. Each process builds its own store after any fork.
+    pool = {"pool_size": 4, "max_overflow": 8} if database not in ("", ":memory:") else {}
+    engine = create_engine(u, **pool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S,
+                                                    "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
