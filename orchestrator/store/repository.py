@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from orchestrator import errors, records
-from orchestrator.states import CLAIMABLE, AttemptOutcome, RunState, TaskState
+from orchestrator.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import engine as engine_
+from orchestrator.store import statements as sql
 from orchestrator.store.tables import attempts, runs, task_instances
 
 ti = task_instances
@@ -151,13 +152,10 @@ class Store:
         worker was lost: the next attempt takes over, up to ``max_lost`` times."""
         now = _now()
         wall = time.time()
+        key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
         with self._tx() as conn:
-            res = conn.execute(update(ti).where(
-                ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
-                ti.c.state.in_(CLAIMABLE),
-            ).values(state=TaskState.RUNNING, started_at=now, worker=worker,
-                     lease_expires_at=wall + lease_seconds).returning(ti.c.lost_attempts))
-            lost = res.scalar()
+            lost = conn.execute(sql.CLAIM, {**key, "b_now": now, "b_worker": worker,
+                                            "b_lease": wall + lease_seconds}).scalar()
             if lost is None:
                 row = conn.execute(select(ti.c.state, ti.c.lost_attempts,
                                           ti.c.lease_expires_at).where(
@@ -183,22 +181,22 @@ class Store:
                          error_type="WorkerLost",
                          error_message="the worker stopped renewing its lease"))
                 attempt += 1
+                key["b_attempt"] = attempt
                 lost = row.lost_attempts + 1
-            conn.execute(insert(attempts).values(
-                run_id=run_id, task_id=task_id, attempt=attempt,
-                outcome=AttemptOutcome.RUNNING, worker=worker, pid=pid, started_at=now))
+            conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
+                                             "b_now": now})
             params = self._params(conn, run_id)
             upstream: dict[str, Any] = {}
             if data_from:
-                upstream = dict(conn.execute(select(ti.c.task_id, ti.c.result).where(
-                    ti.c.run_id == run_id, ti.c.task_id.in_(data_from))).all())
+                upstream = dict(conn.execute(sql.RESULTS_OF, {"b_run": run_id,
+                                                              "b_ids": list(data_from)}).all())
         return Claim(attempt, lost, params, upstream)
 
     def _params(self, conn: Connection, run_id: str) -> dict[str, Any]:
         # Params never change after submit, so a worker reads them once per run.
         cached = self._params_cache.get(run_id)
         if cached is None:
-            cached = conn.execute(select(runs.c.params).where(runs.c.id == run_id)).scalar()
+            cached = conn.execute(sql.PARAMS_OF, {"b_run": run_id}).scalar()
             if cached is None:
                 raise errors.UnknownRun(f"run {run_id!r} is not in the database")
             if len(self._params_cache) > 1000:
@@ -208,37 +206,29 @@ class Store:
 
     def renew_lease(self, run_id: str, task_id: str, attempt: int, lease_seconds: float) -> bool:
         with self._tx() as conn:
-            res = conn.execute(update(ti).where(
-                ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
-                ti.c.state == TaskState.RUNNING,
-            ).values(lease_expires_at=time.time() + lease_seconds))
+            res = conn.execute(sql.RENEW_LEASE, {"b_run": run_id, "b_task": task_id,
+                                                 "b_attempt": attempt,
+                                                 "b_lease": time.time() + lease_seconds})
             return res.rowcount == 1
 
     def succeed(self, run_id: str, task_id: str, attempt: int, result: Any,
                 successors: Sequence[str]) -> Advance:
         """Record success and release successors whose last upstream this was."""
         now = _now()
+        key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
         with self._tx() as conn:
-            res = conn.execute(update(ti).where(
-                ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
-                ti.c.state == TaskState.RUNNING,
-            ).values(state=TaskState.SUCCESS, result=result, finished_at=now,
-                     lease_expires_at=None, error=None))
+            res = conn.execute(sql.SUCCEED, {**key, "b_result": result, "b_now": now})
             if res.rowcount != 1:
                 return Advance(applied=False)
-            self._end_attempt(conn, run_id, task_id, attempt, AttemptOutcome.SUCCESS, now)
+            conn.execute(sql.END_ATTEMPT, {**key, "b_outcome": AttemptOutcome.SUCCESS,
+                                           "b_now": now})
             ready: list[tuple[str, int]] = []
             for chunk in _chunks(successors):
-                conn.execute(update(ti).where(
-                    ti.c.run_id == run_id, ti.c.task_id.in_(chunk),
-                ).values(remaining=ti.c.remaining - 1))
-                # The join: of all parents, only the one whose decrement reached zero
-                # matches 'remaining = 0 AND state = pending' here, so it fires once.
-                ready += [(r.task_id, r.attempt) for r in conn.execute(update(ti).where(
-                    ti.c.run_id == run_id, ti.c.task_id.in_(chunk), ti.c.remaining == 0,
-                    ti.c.state == TaskState.PENDING,
-                ).values(state=TaskState.QUEUED, queued_at=now).returning(
-                    ti.c.task_id, ti.c.attempt))]
+                # The join: the one parent whose decrement takes 'remaining' to zero
+                # moves the successor to queued, so it is released exactly once.
+                ready += [(r.task_id, r.attempt) for r in conn.execute(
+                    sql.RELEASE_SUCCESSORS, {"b_run": run_id, "b_ids": chunk, "b_now": now})
+                    if r.remaining == 0 and r.state == TaskState.QUEUED]
             run_state = self._count_down(conn, run_id, finished=1, failed=0, now=now)
         return Advance(True, ready, run_state)
 
@@ -287,10 +277,8 @@ class Store:
     @staticmethod
     def _count_down(conn: Connection, run_id: str, *, finished: int, failed: int,
                     now: dt.datetime) -> RunState | None:
-        left, failures = conn.execute(update(runs).where(runs.c.id == run_id).values(
-            unfinished=runs.c.unfinished - finished,
-            failed_tasks=runs.c.failed_tasks + failed,
-        ).returning(runs.c.unfinished, runs.c.failed_tasks)).one()
+        left, failures = conn.execute(sql.COUNT_DOWN, {
+            "b_run": run_id, "b_finished": finished, "b_failed": failed}).one()
         if left > 0:
             return None
         state = RunState.FAILED if failures else RunState.SUCCESS

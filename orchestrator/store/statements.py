@@ -1,0 +1,62 @@
+"""The worker's hot-path statements, built once.
+
+Building a SQLAlchemy statement costs more than SQLite takes to run it (measured: ~60% of
+a claim-and-succeed cycle went to constructing and keying statements), so the
+statements every task executes are constructed here once, with bound parameters.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, case, insert, literal, select, update
+
+from orchestrator.states import CLAIMABLE, AttemptOutcome, TaskState
+from orchestrator.store.tables import attempts, runs, task_instances
+
+ti = task_instances
+_this_ti = (ti.c.run_id == bindparam("b_run"), ti.c.task_id == bindparam("b_task"),
+            ti.c.attempt == bindparam("b_attempt"))
+_this_attempt = (attempts.c.run_id == bindparam("b_run"),
+                 attempts.c.task_id == bindparam("b_task"),
+                 attempts.c.attempt == bindparam("b_attempt"))
+
+CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
+    state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
+    lease_expires_at=bindparam("b_lease"),
+).returning(ti.c.lost_attempts)
+
+START_ATTEMPT = insert(attempts).values(
+    run_id=bindparam("b_run"), task_id=bindparam("b_task"), attempt=bindparam("b_attempt"),
+    outcome=AttemptOutcome.RUNNING, worker=bindparam("b_worker"), pid=bindparam("b_pid"),
+    started_at=bindparam("b_now"))
+
+RESULTS_OF = select(ti.c.task_id, ti.c.result).where(
+    ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)))
+
+PARAMS_OF = select(runs.c.params).where(runs.c.id == bindparam("b_run"))
+
+RENEW_LEASE = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING).values(
+    lease_expires_at=bindparam("b_lease"))
+
+SUCCEED = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING).values(
+    state=TaskState.SUCCESS, result=bindparam("b_result", type_=ti.c.result.type),
+    finished_at=bindparam("b_now"), lease_expires_at=None, error=None)
+
+END_ATTEMPT = update(attempts).where(*_this_attempt).values(
+    outcome=bindparam("b_outcome"), finished_at=bindparam("b_now"))
+
+_released = (ti.c.remaining == 1) & (ti.c.state == TaskState.PENDING)
+RELEASE_SUCCESSORS = update(ti).where(
+    ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)),
+).values(
+    # SET expressions read the row as it was, so exactly one parent sees remaining = 1:
+    # the join is decided in this one statement, in the transaction that records success.
+    remaining=ti.c.remaining - 1,
+    state=case((_released, literal(TaskState.QUEUED.value)), else_=ti.c.state),
+    queued_at=case((_released, bindparam("b_now", type_=ti.c.queued_at.type)),
+                   else_=ti.c.queued_at),
+).returning(ti.c.task_id, ti.c.attempt, ti.c.state, ti.c.remaining)
+
+COUNT_DOWN = update(runs).where(runs.c.id == bindparam("b_run")).values(
+    unfinished=runs.c.unfinished - bindparam("b_finished"),
+    failed_tasks=runs.c.failed_tasks + bindparam("b_failed"),
+).returning(runs.c.unfinished, runs.c.failed_tasks)
