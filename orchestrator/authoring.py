@@ -173,7 +173,7 @@ class _Builder:
             task_id = f"{base}__{n}"
         self._used[base] = n + 1
         self.tasks[task_id] = {
-            "id": task_id, "kind": "python", "callable": fn.callable_path,
+            "id": task_id, "name": base, "kind": "python", "callable": fn.callable_path,
             "args": [self._arg(a, task_id) for a in args],
             "kwargs": {k: self._arg(v, task_id) for k, v in kwargs.items()},
             "upstream": [], "line": line, **fn.options,

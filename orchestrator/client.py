@@ -110,7 +110,8 @@ class Client:
         Woken by the worker that ends the run (Redis pub/sub); the database is checked on
         every wake-up and at least once a second, so a lost notification costs one second."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        total = self.store.get_run(run_id, with_results=False).total_tasks
+        self.store.run_state(run_id)  # an unknown run id fails here, not after the timeout
+        total = 0
         sub = None
         if self.settings.broker_url:
             try:
@@ -122,7 +123,9 @@ class Client:
                 if self.store.run_state(run_id) in FINISHED_RUN:
                     return self.store.get_run(run_id)
                 if on_progress is not None:
-                    on_progress(self.store.progress(run_id), total)
+                    counts = self.store.progress(run_id)
+                    total = total or sum(counts.values())
+                    on_progress(counts, total)
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     state = self.store.run_state(run_id)

@@ -52,7 +52,7 @@ class Dispatcher:
             options["soft_time_limit"] = t.timeout
             options["time_limit"] = t.timeout + TIME_LIMIT_GRACE_S
         return self.app.signature(
-            task_name(dag.id, task_id),
+            task_name(dag.id, t.celery_name),
             kwargs={"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt},
             immutable=True, **options)
 

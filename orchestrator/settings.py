@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     flower_password: str | None = Field(
         default=None, description="Flower basic-auth password (unset: a random one is printed)."
     )
+    task_events: bool = Field(
+        default=False,
+        description="Workers send task events from the start. Off by default: they cost "
+        "~1 ms per task, and Flower switches them on in the workers it watches.",
+    )
     max_tasks: int = Field(default=100_000, description="Largest DAG accepted, in tasks.")
 
     @model_validator(mode="after")

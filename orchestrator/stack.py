@@ -136,9 +136,12 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
+        if self.flower:
+            # Workers send events from their first task, so Flower misses none.
+            self.settings = self.settings.model_copy(update={"task_events": True})
         if not self.base.broker_url:
             self.broker = EmbeddedBroker()
-            self.settings = self.base.model_copy(update={"broker_url": self.broker.start()})
+            self.settings = self.settings.model_copy(update={"broker_url": self.broker.start()})
         url = self.settings.broker_url
         assert url is not None
         for i in range(self.n_workers):

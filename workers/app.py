@@ -23,9 +23,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("orchestrator", set_as_current=True)
     app.conf.update(celery_config(settings, settings.broker_url))
     runtime = Runtime(settings, bag, dispatch.Dispatcher(app, settings))
-    for dag in bag.dags.values():
-        for t in dag.tasks:
-            _register(app, runtime, dispatch.task_name(dag.id, t.id))
+    names = {dispatch.task_name(d.id, t.celery_name) for d in bag.dags.values() for t in d.tasks}
+    for name in sorted(names):
+        _register(app, runtime, name)
     app.orchestrator_bag = bag
     return app
 
