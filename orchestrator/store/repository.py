@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -79,6 +79,7 @@ class Store:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         self.engine: Engine = engine_.make_engine(url)
+        self._writer = engine_.WriterLock(self.engine)
         if migrate:
             try:
                 engine_.migrate(self.engine)
@@ -89,10 +90,11 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writer.close()
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with (self._writer.hold() if write else nullcontext()), self.engine.connect() as conn:
             conn.execution_options(**{engine_.WRITE: write})
             with conn.begin():
                 yield conn
