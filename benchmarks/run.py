@@ -485,7 +485,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "parent links that make the client re-read every parent on each wake-up). "
         "Raw Celery uses the Redis result "
         "backend (chords need it) and the same delivery settings (acks_late, prefetch 1, "
-        "JSON) but no task events (ours sends them for Flower). Lattice: 10x10 full joins "
+        "JSON); task events are off on both sides (Flower turns them on when it watches). "
+        "Lattice: 10x10 full joins "
         "plus one sink, raw as nested chords. Worker CPU is user+system time of the whole "
         "worker process group per task. Reproduce with `make bench`.",
     ]
