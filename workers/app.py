@@ -22,12 +22,17 @@ def create_app(settings: Settings | None = None) -> Celery:
     Store(settings.database_url).dispose()  # migrate once, before the pool forks
     app = Celery("orchestrator", set_as_current=True)
     app.conf.update(celery_config(settings, settings.broker_url))
+    register(app, settings, bag)
+    return app
+
+
+def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
+    """Register every task of ``bag`` on ``app`` (any Celery app, e.g. a test's)."""
     runtime = Runtime(settings, bag, dispatch.Dispatcher(app, settings))
     names = {dispatch.task_name(d.id, t.celery_name) for d in bag.dags.values() for t in d.tasks}
     for name in sorted(names):
         _register(app, runtime, name)
     app.orchestrator_bag = bag
-    return app
 
 
 def _register(app: Celery, runtime: Runtime, name: str) -> None:
