@@ -32,14 +32,17 @@ def record() -> None:
         os.close(fd)
 
 
+def _wait_for(path: Path, what: str) -> None:
+    deadline = time.monotonic() + GATE_TIMEOUT_S
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} never appeared")
+        time.sleep(0.02)
+
+
 def wait_gate(name: str) -> None:
     """Block until the test opens gate ``name`` for this run (bounded)."""
-    gate = _dir() / f"{context().run_id}.{name}.gate"
-    deadline = time.monotonic() + GATE_TIMEOUT_S
-    while not gate.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gate {name!r} was never opened")
-        time.sleep(0.02)
+    _wait_for(_dir() / f"{context().run_id}.{name}.gate", f"gate {name!r}")
 
 
 def mark(name: str) -> None:
@@ -47,9 +50,4 @@ def mark(name: str) -> None:
 
 
 def wait_mark(name: str) -> None:
-    mark_file = _dir() / f"{context().run_id}.{name}.mark"
-    deadline = time.monotonic() + GATE_TIMEOUT_S
-    while not mark_file.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"mark {name!r} never appeared")
-        time.sleep(0.02)
+    _wait_for(_dir() / f"{context().run_id}.{name}.mark", f"mark {name!r}")

@@ -1,0 +1,49 @@
+"""Messages name a node attempt and stay O(segment), never O(DAG) (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator import dispatch, plan, spec
+from orchestrator.settings import Settings
+
+
+def _line(n: int) -> spec.DagSpec:
+    tasks = [{"id": f"t{i}", "kind": "shell", "command": "true",
+              "upstream": [f"t{i - 1}"] if i else []} for i in range(n)]
+    return spec.build({"id": "line", "tasks": tasks})
+
+
+def _wide(n: int) -> spec.DagSpec:
+    tasks = [{"id": "root", "kind": "shell", "command": "true"}]
+    tasks += [{"id": f"w{i}", "kind": "shell", "command": "true", "upstream": ["root"]}
+              for i in range(n)]
+    return spec.build({"id": "wide", "tasks": tasks})
+
+
+def _message_bytes(dag: spec.DagSpec, head: str) -> int:
+    settings = Settings(broker_url="redis://127.0.0.1:1/0")
+    d = dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
+                            settings)
+    sig = d.segment(dag, plan.build(dag), "r" * 32, head, {})
+    return len(json.dumps(dict(sig)))
+
+
+def test_a_message_names_one_node_attempt_and_carries_no_data() -> None:
+    dag = _line(3)
+    settings = Settings(broker_url="redis://127.0.0.1:1/0")
+    d = dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
+                            settings)
+    sig = d.signature(dag, "run1", "t1", 2)
+    assert sig.task == "line.t1"
+    assert sig.kwargs == {"dag": "line", "task": "t1", "run": "run1", "attempt": 2}
+    assert sig.immutable
+
+
+def test_message_size_does_not_grow_with_the_dag() -> None:
+    # Lines longer than MAX_SEGMENT are cut into chains of at most MAX_SEGMENT messages.
+    capped = _message_bytes(_line(plan.MAX_SEGMENT), "t0")
+    assert _message_bytes(_line(2000), "t0") == capped
+    assert _message_bytes(_line(10), "t0") < capped
+    # A fan-out root is one message however many children it releases later.
+    assert _message_bytes(_wide(5000), "root") == _message_bytes(_wide(5), "root")
