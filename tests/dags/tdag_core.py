@@ -162,3 +162,13 @@ def greet(name: str, times: int) -> str:
 @dag(id="typed")
 def typed(name: str, times: int = 1, tags: list[str] | None = None) -> None:
     greet(name, times)
+
+
+@task
+def not_json() -> set[int]:
+    return {1, 2}
+
+
+@dag(id="badresult")
+def badresult() -> None:
+    not_json()

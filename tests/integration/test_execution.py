@@ -182,3 +182,11 @@ def test_store_rejects_late_results_from_a_superseded_attempt(client: Client) ->
     dup = store.succeed(run.run_id, "a", 2, "again", ["b"])
     assert not dup.applied
     assert store.result(run.run_id, "a") == (TaskState.SUCCESS, "fresh")
+
+
+def test_a_result_that_is_not_json_fails_the_task(client: Client) -> None:
+    run = client.wait(client.submit("badresult"), timeout=WAIT_S)
+    assert run.state == RunState.FAILED
+    (attempt,) = run.tasks["not_json"].attempts
+    assert attempt.error_type == "TypeError"
+    assert "not JSON serializable" in (attempt.error_message or "")
