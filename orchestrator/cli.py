@@ -144,6 +144,29 @@ def _show(run: records.Run, as_json: bool) -> None:
     out.print(table)
 
 
+@app.command("rerun")
+def rerun_cmd(run_id: str,
+              from_task: Annotated[str | None, typer.Option(
+                  "--from", help="Rerun this task and everything downstream of it.")] = None,
+              wait: Annotated[bool, typer.Option(
+                  "--wait", help="Wait, with a progress bar.")] = False,
+              timeout: Annotated[float | None, typer.Option(help="Seconds to wait.")] = None,
+              as_json: JsonOpt = False) -> None:
+    """Continue a finished run: rerun what failed (or --from a task), keep the rest."""
+    with _client() as client:
+        reset = client.rerun(run_id, from_task=from_task)
+        if not wait:
+            if as_json:
+                _dump({"run_id": run_id, "rerun": reset})
+            else:
+                out.print(f"rerunning {', '.join(reset)} of run {run_id}")
+            return
+        run = _wait_with_progress(client, run_id, timeout, quiet=as_json)
+        _show(run, as_json)
+        if run.state != RunState.SUCCESS:
+            raise typer.Exit(1)
+
+
 @runs_app.command("list")
 def runs_list(dag: Annotated[str | None, typer.Option(help="Only this DAG.")] = None,
               state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,

@@ -81,6 +81,36 @@ class Client:
             dispatcher.send(dag, p, new.run_id, [(r, 1) for r in p.roots])
         return new.run_id
 
+    def rerun(self, run_id: str, *, from_task: str | None = None) -> list[str]:
+        """Continue a finished run: rerun its failed and upstream_failed tasks (or
+        ``from_task`` and everything downstream of it), keeping every other result.
+        Returns the task ids reset, in dependency order."""
+        run = self.store.get_run(run_id, with_results=False)
+        if not run.finished:
+            raise errors.Conflict(f"run {run_id!r} is still running: wait for it first")
+        dag = self.dagbag.get(run.dag_id)
+        if set(run.tasks) != {t.id for t in dag.tasks}:
+            raise errors.Conflict(f"DAG {dag.id!r} has changed since run {run_id!r}: "
+                                  "its tasks differ, so it cannot be continued")
+        p = self._plan(dag)
+        state = {t: ti.state for t, ti in run.tasks.items()}
+        if from_task is not None:
+            dag.task(from_task)
+            targets = {from_task, *p.descendants(from_task)}
+        else:
+            targets = {t for t, s in state.items()
+                       if s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED)}
+        if not targets:
+            raise errors.Conflict(f"run {run_id!r} has no failed task to rerun "
+                                  "(name one with from_task)")
+        reset = _reset_plan(p, state, targets)
+        dispatcher = self._dispatcher
+        done = self.store.rerun(run_id, reset, {t: dag.task(t).max_attempts for t in reset})
+        dispatcher.send(dag, p, run_id, done.ready, done.attempts)
+        if done.run_state is not None:
+            dispatcher.run_finished(run_id, done.run_state)
+        return list(reset)
+
     def _check_limits(self, dag: spec.DagSpec) -> None:
         cap = self.settings.task_timeout_max
         for t in dag.tasks:
@@ -144,3 +174,24 @@ class Client:
     @staticmethod
     def succeeded(run: records.Run) -> bool:
         return run.state == RunState.SUCCESS
+
+
+def _reset_plan(p: plan.Plan, state: Mapping[str, TaskState],
+                targets: set[str]) -> dict[str, tuple[TaskState, int]]:
+    """For each task to rerun, in dependency order: its new state and unfinished parents.
+
+    A task below a failure that is not rerun can never start: it is upstream_failed
+    straight away, and so is everything below it."""
+    reset: dict[str, tuple[TaskState, int]] = {}
+    for t in p.order:
+        if t not in targets:
+            continue
+        ups = p.upstream[t]
+        blocked = any((u not in targets and state[u] != TaskState.SUCCESS)
+                      or reset.get(u, (None,))[0] == TaskState.UPSTREAM_FAILED for u in ups)
+        if blocked:
+            reset[t] = (TaskState.UPSTREAM_FAILED, 0)
+            continue
+        waiting = sum(1 for u in ups if u in targets)
+        reset[t] = (TaskState.QUEUED if waiting == 0 else TaskState.PENDING, waiting)
+    return reset

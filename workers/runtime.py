@@ -77,7 +77,7 @@ class Runtime:
                      dag_id, task_id, run_id, attempt)
             return "duplicate"
         if isinstance(claim, GiveUp):
-            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
+            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts, 0,
                          "WorkerLost", f"the worker running this task was lost "
                          f"{claim.lost_attempts + 1} times", None)
         assert isinstance(claim, Claim)
@@ -94,12 +94,12 @@ class Runtime:
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
             return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
-                                "TaskTimeout", f"exceeded its timeout of {t.timeout} s",
+                                claim.max_attempts, "TaskTimeout", f"exceeded its timeout of {t.timeout} s",
                                 traceback.format_exc())
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
             return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
-                                type(exc).__name__, str(exc), traceback.format_exc())
+                                claim.max_attempts, type(exc).__name__, str(exc), traceback.format_exc())
         self._heartbeat.clear()
         adv = self.store.succeed(run_id, t.id, claim.attempt, result, p.downstream[t.id])
         if not adv.applied:
@@ -110,17 +110,18 @@ class Runtime:
         return None
 
     def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
-                t: spec.TaskSpec, attempt: int, lost: int, error_type: str, message: str,
-                tb: str | None) -> Any:
+                t: spec.TaskSpec, attempt: int, lost: int, max_attempts: int, error_type: str,
+                message: str, tb: str | None) -> Any:
         task.request.chain = None
         used = attempt - lost  # attempts lost with a worker do not spend the user's retries
-        retry = error_type != "WorkerLost" and used < t.max_attempts
+        retry = used < max_attempts
         adv = self.store.fail(run_id, t.id, attempt, error_type=error_type, message=message,
                               traceback=tb, retry=retry, descendants=p.descendants(t.id))
         if not adv.applied:
             return "superseded"
         if adv.retry_attempt is not None:
-            wait = retries.delay(t, used)
+            # failures in this try: a rerun raised max_attempts by the attempts before it
+            wait = retries.delay(t, max(1, used - (max_attempts - t.max_attempts)))
             self._send(dag, p, run_id, [(t.id, adv.retry_attempt)], countdown=wait)
             raise Retry(f"{error_type}: {message}; attempt {adv.retry_attempt} in {wait:.2f} s",
                         when=wait)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from orchestrator import errors, records
-from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
 from orchestrator.store.tables import attempts, runs, task_instances
@@ -44,6 +44,8 @@ class Claim:
 
     attempt: int
     lost_attempts: int
+    max_attempts: int
+    """Retry while ``attempt - lost_attempts`` is below this (a rerun raises it)."""
     params: dict[str, Any]
     upstream: dict[str, Any]
 
@@ -71,6 +73,16 @@ class Advance:
     ready: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     run_state: RunState | None = None
     retry_attempt: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rerun:
+    """Tasks a rerun made ready (with their new attempts), every new attempt number, and
+    the run's end if the rerun had nothing left to run."""
+
+    ready: list[tuple[str, int]]
+    attempts: dict[str, int]
+    run_state: RunState | None = None
 
 
 class Store:
@@ -156,35 +168,17 @@ class Store:
         wall = time.time()
         key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
         with self._tx() as conn:
-            lost = conn.execute(sql.CLAIM, {**key, "b_now": now, "b_worker": worker,
-                                            "b_lease": wall + lease_seconds}).scalar()
-            if lost is None:
-                row = conn.execute(select(ti.c.state, ti.c.lost_attempts,
-                                          ti.c.lease_expires_at).where(
-                    ti.c.run_id == run_id, ti.c.task_id == task_id,
-                    ti.c.attempt == attempt)).first()
-                if row is None or row.state != TaskState.RUNNING:
-                    return None
-                if (row.lease_expires_at or 0) >= wall:
-                    return Busy(row.lease_expires_at)
-                if row.lost_attempts + 1 >= max_lost:
-                    return GiveUp(attempt, row.lost_attempts)
-                took = conn.execute(update(ti).where(
-                    ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
-                    ti.c.state == TaskState.RUNNING, ti.c.lease_expires_at < wall,
-                ).values(attempt=attempt + 1, lost_attempts=ti.c.lost_attempts + 1,
-                         started_at=now, worker=worker, lease_expires_at=wall + lease_seconds))
-                if took.rowcount != 1:
-                    return None
-                conn.execute(update(attempts).where(
-                    attempts.c.run_id == run_id, attempts.c.task_id == task_id,
-                    attempts.c.attempt == attempt,
-                ).values(outcome=AttemptOutcome.LOST, finished_at=now,
-                         error_type="WorkerLost",
-                         error_message="the worker stopped renewing its lease"))
-                attempt += 1
-                key["b_attempt"] = attempt
-                lost = row.lost_attempts + 1
+            row = conn.execute(sql.CLAIM, {**key, "b_now": now, "b_worker": worker,
+                                           "b_lease": wall + lease_seconds}).first()
+            if row is not None:
+                lost, max_attempts = row.lost_attempts, row.max_attempts
+            else:
+                taken = self._take_over(conn, key, now=now, wall=wall, worker=worker,
+                                        lease_seconds=lease_seconds, max_lost=max_lost)
+                if not isinstance(taken, tuple):
+                    return taken
+                lost, max_attempts = taken
+                key["b_attempt"] = attempt = attempt + 1
             conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
                                              "b_now": now})
             params = self._params(conn, run_id)
@@ -192,7 +186,37 @@ class Store:
             if data_from:
                 upstream = dict(conn.execute(sql.RESULTS_OF, {"b_run": run_id,
                                                               "b_ids": list(data_from)}).all())
-        return Claim(attempt, lost, params, upstream)
+        return Claim(attempt, lost, max_attempts, params, upstream)
+
+    @staticmethod
+    def _take_over(conn: Connection, key: dict[str, Any], *, now: dt.datetime, wall: float,
+                   worker: str, lease_seconds: float, max_lost: int,
+                   ) -> tuple[int, int] | GiveUp | Busy | None:
+        """The attempt is not claimable: is it running under a lease nobody renews?"""
+        run_id, task_id, attempt = key["b_run"], key["b_task"], key["b_attempt"]
+        row = conn.execute(select(ti.c.state, ti.c.lost_attempts, ti.c.max_attempts,
+                                  ti.c.lease_expires_at).where(
+            ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt)).first()
+        if row is None or row.state != TaskState.RUNNING:
+            return None
+        if (row.lease_expires_at or 0) >= wall:
+            return Busy(row.lease_expires_at)
+        if row.lost_attempts + 1 >= max_lost:
+            return GiveUp(attempt, row.lost_attempts)
+        took = conn.execute(update(ti).where(
+            ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
+            ti.c.state == TaskState.RUNNING, ti.c.lease_expires_at < wall,
+        ).values(attempt=attempt + 1, lost_attempts=ti.c.lost_attempts + 1,
+                 started_at=now, worker=worker, lease_expires_at=wall + lease_seconds))
+        if took.rowcount != 1:
+            return None
+        conn.execute(update(attempts).where(
+            attempts.c.run_id == run_id, attempts.c.task_id == task_id,
+            attempts.c.attempt == attempt,
+        ).values(outcome=AttemptOutcome.LOST, finished_at=now, error_type="WorkerLost",
+                 error_message="the worker stopped renewing its lease"))
+        return row.lost_attempts + 1, row.max_attempts
+
 
     def _params(self, conn: Connection, run_id: str) -> dict[str, Any]:
         # Params never change after submit, so a worker reads them once per run.
@@ -288,6 +312,51 @@ class Store:
                                         runs.c.state == RunState.RUNNING).values(
             state=state, finished_at=now))
         return state
+
+    # -- rerun ---------------------------------------------------------------------------
+
+    def rerun(self, run_id: str, reset: Mapping[str, tuple[TaskState, int]],
+              budgets: Mapping[str, int]) -> Rerun:
+        """Reset finished tasks of a finished run to ``(state, remaining)`` as new attempts.
+
+        The attempt number of every reset task goes up by one, so a message of the old
+        attempt still in flight is rejected by the claim. Results of tasks not reset stay.
+        Raises :class:`Conflict` (and changes nothing) if the run is not finished."""
+        now = _now()
+        with self._tx() as conn:
+            moved = conn.execute(update(runs).where(
+                runs.c.id == run_id, runs.c.state.in_([RunState.SUCCESS, RunState.FAILED]),
+            ).values(state=RunState.RUNNING, finished_at=None))
+            if moved.rowcount != 1:
+                self.run_state(run_id)  # UnknownRun if there is no such run
+                raise errors.Conflict(f"run {run_id!r} is still running: wait for it or "
+                                      "cancel it before a rerun")
+            attempts_now: dict[str, int] = {}
+            for task_id, (state, remaining) in reset.items():
+                skipped = state == TaskState.UPSTREAM_FAILED
+                new_attempt = conn.execute(update(ti).where(
+                    ti.c.run_id == run_id, ti.c.task_id == task_id,
+                    ti.c.state.in_(FINISHED_TASK),
+                ).values(
+                    state=state, remaining=remaining, attempt=ti.c.attempt + 1,
+                    max_attempts=ti.c.attempt - ti.c.lost_attempts + budgets[task_id],
+                    result=None, worker=None, lease_expires_at=None, started_at=None,
+                    error="an upstream task failed and was not rerun" if skipped else None,
+                    finished_at=now if skipped else None,
+                    queued_at=now if state == TaskState.QUEUED else None,
+                ).returning(ti.c.attempt)).scalar()
+                if new_attempt is None:
+                    raise errors.Conflict(f"task {task_id!r} of run {run_id!r} is not finished")
+                attempts_now[task_id] = new_attempt
+            counts: dict[str, int] = dict(conn.execute(select(ti.c.state, func.count()).where(
+                ti.c.run_id == run_id).group_by(ti.c.state)).all())
+            unfinished = sum(n for st, n in counts.items() if st not in FINISHED_TASK)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                unfinished=unfinished, failed_tasks=counts.get(TaskState.FAILED, 0)))
+            run_state = (self._count_down(conn, run_id, finished=0, failed=0, now=now)
+                         if unfinished == 0 else None)
+        ready = [(t, attempts_now[t]) for t, (st, _) in reset.items() if st == TaskState.QUEUED]
+        return Rerun(ready, attempts_now, run_state)
 
     # -- reads ---------------------------------------------------------------------------
 

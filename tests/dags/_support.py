@@ -51,3 +51,7 @@ def mark(name: str) -> None:
 
 def wait_mark(name: str) -> None:
     _wait_for(_dir() / f"{context().run_id}.{name}.mark", f"mark {name!r}")
+
+
+def gate_open(name: str) -> bool:
+    return (_dir() / f"{context().run_id}.{name}.gate").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from _support import mark, record, wait_gate, wait_mark
+from _support import gate_open, mark, record, wait_gate, wait_mark
 
 from orchestrator import context, dag, task
 
@@ -172,3 +172,21 @@ def not_json() -> set[int]:
 @dag(id="badresult")
 def badresult() -> None:
     not_json()
+
+
+@task
+def needs_fix() -> str:
+    record()
+    if not gate_open("fix"):
+        raise RuntimeError("not fixed yet")
+    return "fixed"
+
+
+@dag(id="fixable")
+def fixable() -> None:
+    """a -> needs_fix -> b, and a -> side; needs_fix fails until the test opens a gate."""
+    a = tracked.override(task_id="a")()
+    fix = needs_fix()
+    fix << a
+    tracked.override(task_id="b")(fix)
+    tracked.override(task_id="side")() << a

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from orchestrator import cli, errors
 from orchestrator.stack import LocalStack
-from tests.conftest import ROOT, TEST_DAGS
+from tests.conftest import ROOT, TEST_DAGS, Ledger
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +53,18 @@ def test_run_wait_exits_1_when_the_run_fails(runner: CliRunner) -> None:
     assert run["state"] == "failed"
     assert run["tasks"]["boom"]["state"] == "failed"
     assert run["tasks"]["down"]["state"] == "upstream_failed"
+
+
+def test_rerun_from_failure(runner: CliRunner, ledger: Ledger) -> None:
+    failed = runner.invoke(cli.app, ["run", "fixable", "--wait", "--json"])
+    assert failed.exit_code == 1
+    run_id = json.loads(failed.stdout)["id"]
+    ledger.open_gate(run_id, "fix")
+    res = runner.invoke(cli.app, ["rerun", run_id, "--wait", "--json"])
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.stdout)
+    assert run["state"] == "success"
+    assert [a["outcome"] for a in run["tasks"]["needs_fix"]["attempts"]] == ["failed", "success"]
 
 
 def test_run_without_wait_prints_the_run_id(runner: CliRunner) -> None:
