@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -213,6 +216,19 @@ def worker_cmd(queues: Annotated[str | None, typer.Option(
     celery_app.worker_main(argv)
 
 
+@app.command("coordinator")
+def coordinator_cmd() -> None:
+    """Run the coordinator: the reconciler resends work the database says is stuck
+    (lost messages, lost workers). Several may run at once. Stops on SIGTERM or Ctrl-C."""
+    from orchestrator.coordinator import reconciler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    reconciler.run_forever(Settings(), stop)
+
+
 @app.command("up")
 def up_cmd(workers: int = 1, concurrency: int = 2,
            flower: Annotated[bool, typer.Option(help="Start Flower on 127.0.0.1.")] = True,
@@ -224,10 +240,11 @@ def up_cmd(workers: int = 1, concurrency: int = 2,
     from orchestrator.stack import LocalStack
 
     settings = Settings()
-    with LocalStack(settings, workers=workers, concurrency=concurrency, flower=flower) as s:
+    with LocalStack(settings, workers=workers, concurrency=concurrency, flower=flower,
+                    coordinator=True) as s:
         out.print(f"broker   {s.settings.broker_url}")
         out.print(f"database {settings.database_url}")
-        out.print(f"workers  {workers} x {concurrency} processes")
+        out.print(f"workers  {workers} x {concurrency} processes, and a coordinator")
         if flower:
             out.print(f"flower   http://127.0.0.1:{settings.flower_port}  "
                       f"(user {settings.flower_user}, password {s.flower_password})")

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     flower_password: str | None = Field(
         default=None, description="Flower basic-auth password (unset: a random one is printed)."
     )
+    requeue_after: float = Field(
+        default=300.0,
+        description="A queued task with no worker on it this long is sent again (its message "
+        "may have been lost with the broker); duplicates are harmless, attempts are fenced.",
+    )
+    reconcile_interval: float = Field(
+        default=5.0, description="Seconds between two passes of the coordinator's reconciler.")
     task_events: bool = Field(
         default=False,
         description="Workers send task events from the start. Off by default: they cost "

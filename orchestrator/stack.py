@@ -109,7 +109,8 @@ class LocalStack:
     """``with LocalStack(settings) as stack:`` gives ``stack.settings`` with a broker URL."""
 
     def __init__(self, settings: Settings, *, workers: int = 1, concurrency: int = 2,
-                 flower: bool = False, log_dir: str | None = None) -> None:
+                 flower: bool = False, coordinator: bool = False,
+                 log_dir: str | None = None) -> None:
         self.base = settings
         self.settings = settings
         self.n_workers = workers
@@ -119,6 +120,8 @@ class LocalStack:
         self.broker: EmbeddedBroker | None = None
         self.workers: list[Worker] = []
         self.flower_proc: subprocess.Popen[bytes] | None = None
+        self.coordinator = coordinator
+        self.coordinator_proc: subprocess.Popen[bytes] | None = None
         self.flower_password: str | None = None
         self._old_handler: object = None
 
@@ -150,6 +153,20 @@ class LocalStack:
                          procs=[w.proc for w in self.workers])
         if self.flower:
             self._start_flower(url)
+        if self.coordinator:
+            self.start_coordinator()
+
+    def start_coordinator(self) -> subprocess.Popen[bytes]:
+        log = (open(os.path.join(self.log_dir, "coordinator.log"), "ab")  # noqa: SIM115
+               if self.log_dir else None)
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "coordinator"],
+                                env=settings_env(self.settings), start_new_session=True,
+                                preexec_fn=_die_with_parent, stdout=log or subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT)
+        if log:
+            log.close()  # the child holds its own descriptor
+        self.coordinator_proc = proc
+        return proc
 
     def add_worker(self, name: str, *, wait: bool = True, queues: Sequence[str] = (),
                    concurrency: int | None = None) -> Worker:
@@ -175,20 +192,25 @@ class LocalStack:
         for w in self.workers:
             w.stop()
         self.workers.clear()
-        if self.flower_proc is not None:
-            self.flower_proc.terminate()
-            try:
-                self.flower_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.flower_proc.kill()
-                self.flower_proc.wait()
-            self.flower_proc = None
+        for proc in (self.flower_proc, self.coordinator_proc):
+            if proc is not None:
+                _terminate(proc)
+        self.flower_proc = self.coordinator_proc = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
         if self._old_handler is not None:
             signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]
             self._old_handler = None
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _exit_on_sigterm(_signum: int, _frame: types.FrameType | None) -> None:

@@ -1,5 +1,14 @@
 """State store: the schema, its migrations and the repository that owns all SQL."""
 
-from orchestrator.store.repository import Advance, Busy, Claim, GiveUp, NewRun, Rerun, Store
+from orchestrator.store.repository import (
+    Advance,
+    Busy,
+    Claim,
+    GiveUp,
+    NewRun,
+    Rerun,
+    Stalled,
+    Store,
+)
 
-__all__ = ["Advance", "Busy", "Claim", "GiveUp", "NewRun", "Rerun", "Store"]
+__all__ = ["Advance", "Busy", "Claim", "GiveUp", "NewRun", "Rerun", "Stalled", "Store"]

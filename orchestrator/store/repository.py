@@ -76,6 +76,18 @@ class Advance:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stalled:
+    """A task the database says should be progressing but is not."""
+
+    run_id: str
+    dag_id: str
+    task_id: str
+    attempt: int
+    state: TaskState
+    queued_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
 class Rerun:
     """Tasks a rerun made ready (with their new attempts), every new attempt number, and
     the run's end if the rerun had nothing left to run."""
@@ -312,6 +324,37 @@ class Store:
                                         runs.c.state == RunState.RUNNING).values(
             state=state, finished_at=now))
         return state
+
+    # -- reconciler ----------------------------------------------------------------------
+
+    def stalled(self, *, queued_before: dt.datetime, lost_before: dt.datetime,
+                limit: int = 1000) -> list[Stalled]:
+        """Queued (or due for retry) tasks sent before ``queued_before`` that no worker took,
+        and running tasks whose lease expired and that were not sent again since
+        ``lost_before``."""
+        wall = time.time()
+        waiting = ti.c.state.in_([TaskState.QUEUED, TaskState.UP_FOR_RETRY]) & (
+            ti.c.queued_at < queued_before)
+        lost = (ti.c.state == TaskState.RUNNING) & (ti.c.lease_expires_at < wall) & (
+            ti.c.queued_at < lost_before)
+        q = (select(ti.c.run_id, runs.c.dag_id, ti.c.task_id, ti.c.attempt, ti.c.state,
+                    ti.c.queued_at)
+             .join(runs, runs.c.id == ti.c.run_id)
+             .where(runs.c.state == RunState.RUNNING, waiting | lost)
+             .order_by(ti.c.queued_at).limit(limit))
+        with self._tx(write=False) as conn:
+            rows = conn.execute(q).all()
+        return [Stalled(r.run_id, r.dag_id, r.task_id, r.attempt, TaskState(r.state),
+                        r.queued_at) for r in rows]
+
+    def mark_resent(self, s: Stalled) -> bool:
+        """Decide to send ``s`` again: True for exactly one caller (coordinators may race)."""
+        with self._tx() as conn:
+            res = conn.execute(update(ti).where(
+                ti.c.run_id == s.run_id, ti.c.task_id == s.task_id, ti.c.attempt == s.attempt,
+                ti.c.state == s.state, ti.c.queued_at == s.queued_at,
+            ).values(queued_at=_now()))
+            return res.rowcount == 1
 
     # -- rerun ---------------------------------------------------------------------------
 

@@ -190,3 +190,8 @@ def fixable() -> None:
     fix << a
     tracked.override(task_id="b")(fix)
     tracked.override(task_id="side")() << a
+
+
+@dag(id="gateonly")
+def gateonly() -> None:
+    gated()

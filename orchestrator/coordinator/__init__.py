@@ -1,0 +1,1 @@
+"""The coordinator service: the reconciler (and, later, the scheduler and notifier)."""

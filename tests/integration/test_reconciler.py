@@ -1,0 +1,99 @@
+"""The coordinator's reconciler: work lost with the broker or with a worker comes back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.broker import EmbeddedBroker
+from orchestrator.client import Client
+from orchestrator.stack import LocalStack
+from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.store import Stalled, Store
+from tests.conftest import Ledger, make_settings, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+WAIT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(port=_free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def test_broker_restarted_empty_mid_run(own_broker: EmbeddedBroker, database_url: str,
+                                        ledger: Ledger, tmp_path: Path) -> None:
+    assert own_broker.url is not None and own_broker.server_pid is not None
+    settings = make_settings(own_broker.url, database_url, requeue_after=2.0,
+                             reconcile_interval=0.3)
+    with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        stack.add_worker("only", concurrency=1)
+        busy = client.submit("gateonly")  # holds the only worker slot
+        wait_until(lambda: ledger.of(busy, "gated"), what="the gated task to start")
+        waiting = client.submit("chain20")  # its first message waits in the broker
+        assert client.get_run(waiting).tasks["inc"].state == TaskState.QUEUED
+
+        os.kill(own_broker.server_pid, signal.SIGKILL)  # the queued message dies with it
+        own_broker.stop()
+        own_broker.start()  # same port, empty: no persistence
+        ledger.open_gate(busy, "go")
+
+        assert client.wait(busy, timeout=WAIT_S).state == RunState.SUCCESS
+        run = client.wait(waiting, timeout=WAIT_S)
+    assert run.state == RunState.SUCCESS
+    assert client.result(waiting, "inc__19") == 20
+    # every link ran exactly once: the resend did not duplicate work
+    assert sorted(e["task"] for e in ledger.entries(waiting)) == sorted(run.tasks)
+
+
+def test_a_lost_worker_is_replaced_before_the_visibility_timeout(
+        broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
+    # Redelivery by the broker would take an hour here; only the reconciler can finish.
+    settings = make_settings(broker_url, database_url, visibility_timeout=3600.0,
+                             reconcile_interval=0.3)
+    with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        victim = stack.add_worker("victim", concurrency=1)
+        run_id = client.submit("killme")
+        wait_until(lambda: ledger.of(run_id, "gated"), what="'gated' to start")
+        victim.kill()
+        ledger.open_gate(run_id, "go")
+        stack.add_worker("rescuer", concurrency=1)
+        run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.SUCCESS
+    assert [a.outcome for a in run.tasks["gated"].attempts] == [
+        AttemptOutcome.LOST, AttemptOutcome.SUCCESS]
+    assert [len(ledger.of(run_id, t)) for t in ("first", "gated", "last")] == [1, 2, 1]
+
+
+def test_racing_coordinators_decide_a_resend_once(database_url: str) -> None:
+    store = Store(database_url)
+    run_id = uuid.uuid4().hex
+    store.create_run(run_id=run_id, dag_id="d", params={}, upstream={"a": []},
+                     max_attempts={"a": 1})
+    old = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    (stalled,) = [s for s in store.stalled(queued_before=old, lost_before=old)
+                  if s.run_id == run_id]
+    other = Store(database_url, migrate=False)
+    assert [store.mark_resent(stalled), other.mark_resent(stalled)] == [True, False]
+    again = Stalled(**{**stalled.__dict__})
+    assert not store.mark_resent(again)  # the first decision moved queued_at on
+    other.dispose()
+    store.dispose()
