@@ -68,7 +68,7 @@ class Runtime:
             # Redelivered while its attempt runs under a live lease: look again once the
             # lease says whether that worker is still alive.
             task.request.chain = None
-            self._send(dag, p, run_id, [(task_id, attempt)],
+            self._send(dag, p, run_id, [(task_id, claim.attempt)],
                        countdown=max(0.1, claim.lease_expires_at - time.time()) + 0.1)
             return "deferred"
         if claim is None:
@@ -77,9 +77,9 @@ class Runtime:
                      dag_id, task_id, run_id, attempt)
             return "duplicate"
         if isinstance(claim, GiveUp):
-            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts, 0,
-                         "WorkerLost", f"the worker running this task was lost "
-                         f"{claim.lost_attempts + 1} times", None)
+            return self._failed(task, dag, p, run_id, t, claim, "WorkerLost",
+                                f"the worker running this task was lost "
+                                f"{claim.lost_attempts + 1} times", None)
         assert isinstance(claim, Claim)
         return self._run(task, dag, p, run_id, t, claim)
 
@@ -93,13 +93,12 @@ class Runtime:
             json.dumps(result, allow_nan=False)
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
-            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
-                                claim.max_attempts, "TaskTimeout", f"exceeded its timeout of {t.timeout} s",
-                                traceback.format_exc())
+            return self._failed(task, dag, p, run_id, t, claim, "TaskTimeout",
+                                f"exceeded its timeout of {t.timeout} s", traceback.format_exc())
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
-            return self._failed(task, dag, p, run_id, t, claim.attempt, claim.lost_attempts,
-                                claim.max_attempts, type(exc).__name__, str(exc), traceback.format_exc())
+            return self._failed(task, dag, p, run_id, t, claim, type(exc).__name__, str(exc),
+                                traceback.format_exc())
         self._heartbeat.clear()
         adv = self.store.succeed(run_id, t.id, claim.attempt, result, p.downstream[t.id])
         if not adv.applied:
@@ -110,10 +109,11 @@ class Runtime:
         return None
 
     def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
-                t: spec.TaskSpec, attempt: int, lost: int, max_attempts: int, error_type: str,
-                message: str, tb: str | None) -> Any:
+                t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
+                tb: str | None) -> Any:
         task.request.chain = None
-        used = attempt - lost  # attempts lost with a worker do not spend the user's retries
+        attempt, max_attempts = claim.attempt, claim.max_attempts
+        used = attempt - claim.lost_attempts  # lost attempts do not spend the user's retries
         retry = used < max_attempts
         adv = self.store.fail(run_id, t.id, attempt, error_type=error_type, message=message,
                               traceback=tb, retry=retry, descendants=p.descendants(t.id))

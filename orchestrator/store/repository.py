@@ -56,13 +56,17 @@ class GiveUp:
 
     attempt: int
     lost_attempts: int
+    max_attempts: int = 0
+    """No retries: a task that keeps killing its worker must not loop."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Busy:
-    """The attempt is running under a live lease; look again when it expires."""
+    """The task is running under a live lease; look again when it expires."""
 
     lease_expires_at: float
+    attempt: int
+    """The attempt that holds the lease (the message may name an older one)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,8 +193,8 @@ class Store:
                                         lease_seconds=lease_seconds, max_lost=max_lost)
                 if not isinstance(taken, tuple):
                     return taken
-                lost, max_attempts = taken
-                key["b_attempt"] = attempt = attempt + 1
+                lost, max_attempts, attempt = taken
+                key["b_attempt"] = attempt
             conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
                                              "b_now": now})
             params = self._params(conn, run_id)
@@ -203,31 +207,36 @@ class Store:
     @staticmethod
     def _take_over(conn: Connection, key: dict[str, Any], *, now: dt.datetime, wall: float,
                    worker: str, lease_seconds: float, max_lost: int,
-                   ) -> tuple[int, int] | GiveUp | Busy | None:
-        """The attempt is not claimable: is it running under a lease nobody renews?"""
+                   ) -> tuple[int, int, int] | GiveUp | Busy | None:
+        """The attempt is not claimable: is the task running under a lease nobody renews?
+
+        The message may name an older attempt than the row (a message redelivered after an
+        earlier takeover): starting a *new* attempt from it is safe, because the takeover is
+        a compare-and-set on the row's current attempt and results are fenced by it."""
         run_id, task_id, attempt = key["b_run"], key["b_task"], key["b_attempt"]
-        row = conn.execute(select(ti.c.state, ti.c.lost_attempts, ti.c.max_attempts,
-                                  ti.c.lease_expires_at).where(
-            ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt)).first()
-        if row is None or row.state != TaskState.RUNNING:
+        row = conn.execute(select(ti.c.state, ti.c.attempt, ti.c.lost_attempts,
+                                  ti.c.max_attempts, ti.c.lease_expires_at).where(
+            ti.c.run_id == run_id, ti.c.task_id == task_id)).first()
+        if row is None or row.state != TaskState.RUNNING or row.attempt < attempt:
             return None
+        current = row.attempt
         if (row.lease_expires_at or 0) >= wall:
-            return Busy(row.lease_expires_at)
+            return Busy(row.lease_expires_at, current)
         if row.lost_attempts + 1 >= max_lost:
-            return GiveUp(attempt, row.lost_attempts)
+            return GiveUp(current, row.lost_attempts)
         took = conn.execute(update(ti).where(
-            ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
+            ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == current,
             ti.c.state == TaskState.RUNNING, ti.c.lease_expires_at < wall,
-        ).values(attempt=attempt + 1, lost_attempts=ti.c.lost_attempts + 1,
+        ).values(attempt=current + 1, lost_attempts=ti.c.lost_attempts + 1,
                  started_at=now, worker=worker, lease_expires_at=wall + lease_seconds))
         if took.rowcount != 1:
             return None
         conn.execute(update(attempts).where(
             attempts.c.run_id == run_id, attempts.c.task_id == task_id,
-            attempts.c.attempt == attempt,
+            attempts.c.attempt == current,
         ).values(outcome=AttemptOutcome.LOST, finished_at=now, error_type="WorkerLost",
                  error_message="the worker stopped renewing its lease"))
-        return row.lost_attempts + 1, row.max_attempts
+        return row.lost_attempts + 1, row.max_attempts, current + 1
 
 
     def _params(self, conn: Connection, run_id: str) -> dict[str, Any]:

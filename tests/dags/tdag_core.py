@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 
@@ -195,3 +197,15 @@ def fixable() -> None:
 @dag(id="gateonly")
 def gateonly() -> None:
     gated()
+
+
+@task(retries=5)
+def suicidal() -> None:
+    """Kills the pool process running it, on every attempt."""
+    record()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dag(id="suicidal")
+def suicidal_dag() -> None:
+    tracked.override(task_id="after")() << suicidal()

@@ -98,3 +98,20 @@ def test_quickstart_exits_non_zero_when_the_run_fails(tmp_path: Path) -> None:
                           check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "upstream_failed" in proc.stdout
+
+
+@pytest.mark.fault
+def test_a_task_that_kills_its_worker_every_time_ends_failed(
+        own_stack: LocalStack, ledger: Ledger) -> None:
+    own_stack.add_worker("target", concurrency=1)
+    with Client(own_stack.settings) as client:
+        run = client.wait(client.submit("suicidal"), timeout=WAIT_S)
+    assert run.state == RunState.FAILED
+    t = run.tasks["suicidal"]
+    assert t.state == TaskState.FAILED
+    assert [a.outcome for a in t.attempts] == [
+        AttemptOutcome.LOST, AttemptOutcome.LOST, AttemptOutcome.FAILED]
+    assert t.attempts[-1].error_type == "WorkerLost"
+    # three executions, then no more: the user's 5 retries are not spent on lost workers
+    assert [e["attempt"] for e in ledger.of(run.id, "suicidal")] == [1, 2, 3]
+    assert run.tasks["after"].state == TaskState.UPSTREAM_FAILED
