@@ -209,3 +209,21 @@ def suicidal() -> None:
 @dag(id="suicidal")
 def suicidal_dag() -> None:
     tracked.override(task_id="after")() << suicidal()
+
+
+@task
+def parent(n: int) -> int:
+    record()
+    wait_gate("go")
+    return n
+
+
+@task
+def join_all(*values: int) -> list[int]:
+    record()
+    return list(values)
+
+
+@dag(id="fanin3")
+def fanin3() -> None:
+    join_all(*[parent.override(task_id=f"p{i}")(i) for i in range(3)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,3 +116,24 @@ def test_a_task_that_kills_its_worker_every_time_ends_failed(
     # three executions, then no more: the user's 5 retries are not spent on lost workers
     assert [e["attempt"] for e in ledger.of(run.id, "suicidal")] == [1, 2, 3]
     assert run.tasks["after"].state == TaskState.UPSTREAM_FAILED
+
+
+@pytest.mark.fault
+def test_sigterm_lets_the_running_task_finish_once(own_stack: LocalStack,
+                                                   ledger: Ledger) -> None:
+    leaving = own_stack.add_worker("leaving", concurrency=1)
+    with Client(own_stack.settings) as client:
+        run_id = client.submit("killme")
+        wait_until(lambda: ledger.of(run_id, "gated"), what="'gated' to start")
+        own_stack.add_worker("staying", concurrency=1)
+        leaving.proc.send_signal(signal.SIGTERM)  # warm shutdown: finish, then exit
+        ledger.open_gate(run_id, "go")
+        run = client.wait(run_id, timeout=WAIT_S)
+        assert leaving.proc.wait(timeout=60) == 0
+    assert run.state == RunState.SUCCESS
+    gated = run.tasks["gated"]
+    assert [a.outcome for a in gated.attempts] == [AttemptOutcome.SUCCESS]
+    assert gated.worker is not None and gated.worker.startswith("leaving@")
+    assert len(ledger.of(run_id, "gated")) == 1
+    assert run.tasks["last"].worker is not None
+    assert run.tasks["last"].worker.startswith("staying@")

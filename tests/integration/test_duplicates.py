@@ -1,0 +1,62 @@
+"""At-least-once delivery, exactly-once state: duplicated messages change nothing."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from orchestrator import dispatch, plan
+from orchestrator.broker import EmbeddedBroker
+from orchestrator.client import Client
+from orchestrator.stack import LocalStack
+from orchestrator.states import RunState
+from tests.conftest import Ledger, make_settings, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def isolated(database_url: str, ledger_dir: Path, tmp_path: Path) -> Iterator[LocalStack]:
+    """A broker of its own, so "nothing left in flight" means this test's messages; a
+    fourth pool process takes duplicates while the three parents still run."""
+    with EmbeddedBroker(port=_free_port()) as url, \
+            LocalStack(make_settings(url, database_url), workers=1, concurrency=4,
+                       log_dir=str(tmp_path)) as stack:
+        yield stack
+
+
+def test_every_message_into_a_fan_in_delivered_twice(isolated: LocalStack,
+                                                      ledger: Ledger) -> None:
+    with Client(isolated.settings) as client:
+        run_id = client.submit("fanin3")
+        wait_until(lambda: len(ledger.entries(run_id)) == 3, what="the three parents to start")
+        dag = client.dag("fanin3")
+        p = plan.build(dag)
+        again = client._dispatcher
+        for parent in ("p0", "p1", "p2"):  # the broker delivers each parent's message again
+            again.send(dag, p, run_id, [(parent, 1)])
+        ledger.open_gate(run_id, "go")
+        run = client.wait(run_id, timeout=120)
+        assert run.state == RunState.SUCCESS
+        again.send(dag, p, run_id, [("join_all", 1)])  # and the join's, after it ran
+
+        r = redis.Redis.from_url(isolated.settings.broker_url or "")
+        queue = isolated.settings.default_queue
+        wait_until(lambda: r.llen(queue) == 0 and r.hlen("unacked") == 0, timeout=60,
+                   what="every duplicate to be delivered and dropped")
+        r.close()
+        final = client.get_run(run_id)
+    assert client.result(run_id, "join_all") == [0, 1, 2]  # every parent, in order
+    assert sorted(e["task"] for e in ledger.entries(run_id)) == ["join_all", "p0", "p1", "p2"]
+    assert all(len(t.attempts) == 1 for t in final.tasks.values())
+    assert dispatch.task_name("fanin3", "parent") == "fanin3.parent"
