@@ -26,7 +26,7 @@ _building: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
     "orchestrator_dag_builder", default=None)
 
 _TASK_OPTIONS = ("retries", "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout",
-                 "queue")
+                 "queue", "trigger_rule", "branch")
 
 
 class Output:
@@ -138,6 +138,7 @@ def task(fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
 def task(*, task_id: str | None = None, retries: int = 0, retry_backoff: float = 1.0,
          retry_backoff_max: float = 300.0, retry_jitter: bool = True,
          timeout: float | None = None, queue: str | None = None,
+         trigger_rule: str = "all_success", branch: bool = False,
          ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-from orchestrator import discovery, dispatch, errors, plan, records, spec
+from orchestrator import discovery, dispatch, errors, plan, records, spec, triggers
 from orchestrator.settings import Settings
 from orchestrator.states import FINISHED_RUN, RunState, TaskState
 from orchestrator.store import Store
@@ -76,9 +76,9 @@ class Client:
         new = self.store.create_run(
             run_id=uuid.uuid4().hex, dag_id=dag.id, params=values, upstream=p.upstream,
             max_attempts={t.id: t.max_attempts for t in dag.tasks},
-            idempotency_key=idempotency_key)
+            idempotency_key=idempotency_key, initial=p.initial)
         if new.created:
-            dispatcher.send(dag, p, new.run_id, [(r, 1) for r in p.roots])
+            dispatcher.send(dag, p, new.run_id, [(r, 1) for r in p.initial])
         return new.run_id
 
     def rerun(self, run_id: str, *, from_task: str | None = None) -> list[str]:
@@ -105,7 +105,8 @@ class Client:
                                   "(name one with from_task)")
         reset = _reset_plan(p, state, targets)
         dispatcher = self._dispatcher
-        done = self.store.rerun(run_id, reset, {t: dag.task(t).max_attempts for t in reset})
+        done = self.store.rerun(run_id, reset, {t: dag.task(t).max_attempts for t in reset},
+                                leaves=[t for t in p.order if not p.downstream[t]])
         dispatcher.send(dag, p, run_id, done.ready, done.attempts)
         if done.run_state is not None:
             dispatcher.run_finished(run_id, done.run_state)
@@ -177,21 +178,28 @@ class Client:
 
 
 def _reset_plan(p: plan.Plan, state: Mapping[str, TaskState],
-                targets: set[str]) -> dict[str, tuple[TaskState, int]]:
-    """For each task to rerun, in dependency order: its new state and unfinished parents.
+                targets: set[str]) -> dict[str, tuple[TaskState, int, int, int]]:
+    """For each task to rerun, in dependency order: its new state, and its parents still to
+    finish, failed and skipped (what its trigger rule reads).
 
-    A task below a failure that is not rerun can never start: it is upstream_failed
-    straight away, and so is everything below it."""
-    reset: dict[str, tuple[TaskState, int]] = {}
+    A task whose rule is already settled by parents that are not rerun (a failure that
+    stays, say) is skipped or upstream_failed straight away, and its children see that."""
+    reset: dict[str, tuple[TaskState, int, int, int]] = {}
     for t in p.order:
         if t not in targets:
             continue
-        ups = p.upstream[t]
-        blocked = any((u not in targets and state[u] != TaskState.SUCCESS)
-                      or reset.get(u, (None,))[0] == TaskState.UPSTREAM_FAILED for u in ups)
-        if blocked:
-            reset[t] = (TaskState.UPSTREAM_FAILED, 0)
-            continue
-        waiting = sum(1 for u in ups if u in targets)
-        reset[t] = (TaskState.QUEUED if waiting == 0 else TaskState.PENDING, waiting)
+        waiting = failed = skipped = 0
+        for u in p.upstream[t]:
+            s = reset[u][0] if u in reset else state[u]
+            if s in (TaskState.PENDING, TaskState.QUEUED):
+                waiting += 1
+            elif s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED):
+                failed += 1
+            elif s == TaskState.SKIPPED:
+                skipped += 1
+        n = len(p.upstream[t])
+        d = triggers.decide(p.trigger_rules[t], n, n - waiting, failed, skipped)
+        new = {triggers.Decision.RUN: TaskState.QUEUED,
+               triggers.Decision.WAIT: TaskState.PENDING}.get(d) or TaskState(d.value)
+        reset[t] = (new, waiting, failed, skipped)
     return reset

@@ -14,6 +14,7 @@ from collections import deque
 
 from orchestrator import errors
 from orchestrator import spec as spec_
+from orchestrator.triggers import TriggerRule
 
 MAX_SEGMENT = 64
 """Longest chain sent as one message, so messages stay O(segment) even on a long line."""
@@ -26,10 +27,17 @@ class Plan:
     upstream: dict[str, tuple[str, ...]]
     downstream: dict[str, tuple[str, ...]]
     chain_next: dict[str, str]
+    trigger_rules: dict[str, TriggerRule]
 
     @property
     def roots(self) -> tuple[str, ...]:
         return tuple(n for n in self.order if not self.upstream[n])
+
+    @property
+    def initial(self) -> tuple[str, ...]:
+        """Ready when the run starts: the roots, and tasks whose rule is ``always``."""
+        return tuple(n for n in self.order if not self.upstream[n]
+                     or self.trigger_rules[n] == TriggerRule.ALWAYS)
 
     def in_degree(self, node: str) -> int:
         return len(self.upstream[node])
@@ -77,16 +85,21 @@ def build(dag: spec_.DagSpec) -> Plan:
             down[d].append(t.id)
     downstream = {n: tuple(c) for n, c in down.items()}
     order = _topological(upstream, downstream)
+    rules = {t.id: t.trigger_rule for t in dag.tasks}
+    branching = {t.id for t in dag.tasks if t.branch}
     chain_next: dict[str, str] = {}
     depth: dict[str, int] = {}
     for n in order:
         kids = downstream[n]
-        if len(kids) == 1 and len(upstream[kids[0]]) == 1:
+        # Celery continues a chain only on success: chain only where success is what
+        # releases the child (default rule, no branch choosing for it).
+        if (len(kids) == 1 and len(upstream[kids[0]]) == 1 and n not in branching
+                and rules[kids[0]] == TriggerRule.ALL_SUCCESS):
             length = depth.get(n, 1)
             if length < MAX_SEGMENT:
                 chain_next[n] = kids[0]
                 depth[kids[0]] = length + 1
-    return Plan(dag.id, order, upstream, downstream, chain_next)
+    return Plan(dag.id, order, upstream, downstream, chain_next, rules)
 
 
 def _topological(upstream: dict[str, tuple[str, ...]],

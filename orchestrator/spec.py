@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
+from orchestrator.triggers import TriggerRule
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
 """Ids of DAGs, tasks and params: a letter or underscore, then letters, digits, _ or -.
@@ -88,6 +89,11 @@ class TaskSpec(_Frozen):
     retry_jitter: bool = True
     timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
     queue: str | None = None
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    branch: bool = Field(
+        default=False,
+        description="The task returns the id (or list of ids) of the direct downstream "
+        "tasks to follow; the others are skipped.")
     name: str | None = Field(
         default=None,
         description="Celery task name within the DAG (default: the id). Uses of one function "

@@ -33,6 +33,8 @@ class TaskState(enum.StrEnum):
     """The last allowed attempt failed."""
     UPSTREAM_FAILED = "upstream_failed"
     """An upstream task failed, so this one never runs."""
+    SKIPPED = "skipped"
+    """Its trigger rule or a branch upstream decided it does not run."""
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -44,11 +46,13 @@ class AttemptOutcome(enum.StrEnum):
 
 
 FINISHED_RUN = frozenset({RunState.SUCCESS, RunState.FAILED})
-FINISHED_TASK = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED})
+FINISHED_TASK = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED,
+                           TaskState.SKIPPED})
 CLAIMABLE = frozenset({TaskState.QUEUED, TaskState.UP_FOR_RETRY})
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.UPSTREAM_FAILED}),
+    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.UPSTREAM_FAILED,
+                                  TaskState.SKIPPED}),
     TaskState.QUEUED: frozenset({TaskState.RUNNING}),
     TaskState.UP_FOR_RETRY: frozenset({TaskState.RUNNING}),
     # RUNNING -> RUNNING is a takeover of a lost attempt by attempt n+1.
@@ -57,6 +61,7 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.SUCCESS: frozenset(),
     TaskState.FAILED: frozenset(),
     TaskState.UPSTREAM_FAILED: frozenset(),
+    TaskState.SKIPPED: frozenset(),
 }
 
 

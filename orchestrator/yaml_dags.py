@@ -32,7 +32,8 @@ import yaml
 from orchestrator import errors, spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
-              "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue"}
+              "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
+              "trigger_rule", "branch"}
 _TOP_KEYS = {"id", "description", "params", "tasks"}
 _PARAM_KEYS = {"type", "default", "description"}
 _JSON_TYPES: dict[type, spec.ParamType] = {

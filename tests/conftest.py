@@ -20,6 +20,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from orchestrator import plan, spec
 from orchestrator.broker import EmbeddedBroker
 from orchestrator.client import Client
 from orchestrator.settings import Settings
@@ -128,6 +129,13 @@ def database_url(request: pytest.FixtureRequest,
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'state.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+def plan_of(upstream: dict[str, list[str]]) -> plan.Plan:
+    """The plan of a DAG of shell tasks with these dependencies (for store-level tests)."""
+    return plan.build(spec.build({"id": "direct", "tasks": [
+        {"id": t, "kind": "shell", "command": "true", "upstream": ups}
+        for t, ups in upstream.items()]}))
 
 
 def make_settings(broker_url: str, database_url: str, **overrides: Any) -> Settings:

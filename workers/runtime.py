@@ -100,11 +100,20 @@ class Runtime:
             return self._failed(task, dag, p, run_id, t, claim, type(exc).__name__, str(exc),
                                 traceback.format_exc())
         self._heartbeat.clear()
-        adv = self.store.succeed(run_id, t.id, claim.attempt, result, p.downstream[t.id])
+        chosen = None
+        if t.branch:
+            try:
+                chosen = _branches(result, p.downstream[t.id])
+            except ValueError as exc:
+                return self._failed(task, dag, p, run_id, t, claim, "BranchError", str(exc),
+                                    None)
+        adv = self.store.succeed(run_id, t.id, claim.attempt, result, p, chosen)
         if not adv.applied:
             task.request.chain = None
             return "superseded"
         by_chain = p.released_by_chain(t.id)
+        if by_chain is not None and by_chain not in {n for n, _ in adv.ready}:
+            task.request.chain = None  # the next link was not released: stop the chain
         self._advance(dag, p, run_id, [r for r in adv.ready if r[0] != by_chain], adv)
         return None
 
@@ -116,7 +125,7 @@ class Runtime:
         used = attempt - claim.lost_attempts  # lost attempts do not spend the user's retries
         retry = used < max_attempts
         adv = self.store.fail(run_id, t.id, attempt, error_type=error_type, message=message,
-                              traceback=tb, retry=retry, descendants=p.descendants(t.id))
+                              traceback=tb, retry=retry, p=p)
         if not adv.applied:
             return "superseded"
         if adv.retry_attempt is not None:
@@ -125,7 +134,7 @@ class Runtime:
             self._send(dag, p, run_id, [(t.id, adv.retry_attempt)], countdown=wait)
             raise Retry(f"{error_type}: {message}; attempt {adv.retry_attempt} in {wait:.2f} s",
                         when=wait)
-        self._advance(dag, p, run_id, [], adv)
+        self._advance(dag, p, run_id, adv.ready, adv)
         raise TaskFailed(f"{dag.id}.{t.id} failed: {error_type}: {message}")
 
     def _advance(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
@@ -140,6 +149,19 @@ class Runtime:
         tails = [n for h, _ in heads for n in p.segment_from(h)[1:]]
         tail_attempts = self.store.attempts_of(run_id, tails) if tails else {}
         self.dispatcher.send(dag, p, run_id, heads, tail_attempts, countdown=countdown)
+
+
+def _branches(result: Any, children: tuple[str, ...]) -> set[str]:
+    """The children a branching task chose: a task id or a list of them."""
+    chosen = {result} if isinstance(result, str) else result
+    if not isinstance(chosen, list | set | tuple) or not all(
+            isinstance(c, str) for c in chosen):
+        raise ValueError(f"a branch task returns a task id or a list of them, got {result!r}")
+    unknown = set(chosen) - set(children)
+    if unknown:
+        raise ValueError(f"branch chose {sorted(unknown)}, which are not its direct "
+                         f"downstream tasks {list(children)}")
+    return set(chosen)
 
 
 def _data_deps(t: spec.TaskSpec) -> tuple[str, ...]:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from orchestrator import errors, records
+from orchestrator import errors, plan, records, triggers
 from orchestrator.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
@@ -131,13 +131,18 @@ class Store:
 
     def create_run(self, *, run_id: str, dag_id: str, params: Mapping[str, Any],
                    upstream: Mapping[str, Sequence[str]], max_attempts: Mapping[str, int],
-                   idempotency_key: str | None = None) -> NewRun:
-        """Write the run and one row per task in one transaction; roots start queued."""
+                   idempotency_key: str | None = None,
+                   initial: Collection[str] | None = None) -> NewRun:
+        """Write the run and one row per task in one transaction; ``initial`` tasks (by
+        default the roots) start queued."""
         now = _now()
+        first = set(initial) if initial is not None else {n for n, u in upstream.items()
+                                                           if not u}
         rows = [{"run_id": run_id, "task_id": node,
-                 "state": TaskState.QUEUED if not ups else TaskState.PENDING,
+                 "state": TaskState.QUEUED if node in first else TaskState.PENDING,
                  "attempt": 1, "max_attempts": max_attempts[node], "lost_attempts": 0,
-                 "remaining": len(ups), "queued_at": None if ups else now}
+                 "remaining": len(ups), "failed_up": 0, "skipped_up": 0,
+                 "queued_at": now if node in first else None}
                 for node, ups in upstream.items()]
         try:
             with self._tx() as conn:
@@ -258,9 +263,11 @@ class Store:
                                                  "b_lease": time.time() + lease_seconds})
             return res.rowcount == 1
 
-    def succeed(self, run_id: str, task_id: str, attempt: int, result: Any,
-                successors: Sequence[str]) -> Advance:
-        """Record success and release successors whose last upstream this was."""
+    def succeed(self, run_id: str, task_id: str, attempt: int, result: Any, p: plan.Plan,
+                chosen: Collection[str] | None = None) -> Advance:
+        """Record success and decide, in the same transaction, which successors are ready.
+
+        ``chosen``: for a branching task, the children to follow; the others are skipped."""
         now = _now()
         key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
         with self._tx() as conn:
@@ -269,21 +276,16 @@ class Store:
                 return Advance(applied=False)
             conn.execute(sql.END_ATTEMPT, {**key, "b_outcome": AttemptOutcome.SUCCESS,
                                            "b_now": now})
-            ready: list[tuple[str, int]] = []
-            for chunk in _chunks(successors):
-                # The join: the one parent whose decrement takes 'remaining' to zero
-                # moves the successor to queued, so it is released exactly once.
-                ready += [(r.task_id, r.attempt) for r in conn.execute(
-                    sql.RELEASE_SUCCESSORS, {"b_run": run_id, "b_ids": chunk, "b_now": now})
-                    if r.remaining == 0 and r.state == TaskState.QUEUED]
-            run_state = self._count_down(conn, run_id, finished=1, failed=0, now=now)
+            ready, finished, failed = self._propagate(
+                conn, run_id, p, [(task_id, TaskState.SUCCESS, chosen)], now)
+            run_state = self._count_down(conn, run_id, finished=1 + finished, failed=failed,
+                                         now=now)
         return Advance(True, ready, run_state)
 
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str,
-             message: str, traceback: str | None, retry: bool,
-             descendants: Sequence[str]) -> Advance:
-        """Record a failed attempt: schedule the next one, or fail the task and its
-        downstream (``upstream_failed``) while independent branches run on."""
+             message: str, traceback: str | None, retry: bool, p: plan.Plan) -> Advance:
+        """Record a failed attempt: schedule the next one, or fail the task and let its
+        downstream tasks' trigger rules decide what follows."""
         now = _now()
         with self._tx() as conn:
             values: dict[str, Any] = {"error": f"{error_type}: {message}",
@@ -303,15 +305,64 @@ class Store:
                               traceback=traceback)
             if retry:
                 return Advance(True, retry_attempt=attempt + 1)
-            skipped = 0
-            for chunk in _chunks(descendants):
-                skipped += conn.execute(update(ti).where(
-                    ti.c.run_id == run_id, ti.c.task_id.in_(chunk),
-                    ti.c.state == TaskState.PENDING,
-                ).values(state=TaskState.UPSTREAM_FAILED, finished_at=now,
-                         error=f"upstream task {task_id!r} failed")).rowcount
-            run_state = self._count_down(conn, run_id, finished=1 + skipped, failed=1, now=now)
-        return Advance(True, run_state=run_state)
+            ready, finished, failed = self._propagate(
+                conn, run_id, p, [(task_id, TaskState.FAILED, None)], now)
+            leaf = 0 if p.downstream[task_id] else 1
+            run_state = self._count_down(conn, run_id, finished=1 + finished,
+                                         failed=failed + leaf, now=now)
+        return Advance(True, ready, run_state)
+
+    @staticmethod
+    def _propagate(conn: Connection, run_id: str, p: plan.Plan,
+                   finished: list[tuple[str, TaskState, Collection[str] | None]],
+                   now: dt.datetime) -> tuple[list[tuple[str, int]], int, int]:
+        """Hand each finished task's outcome to its children and apply their trigger rules.
+
+        A child its rule settles as skipped or upstream_failed is finished too, and hands
+        that on in turn. Returns the children now ready (with their attempts), how many
+        tasks this settled, and how many of those are failed leaves (the run fails if any
+        leaf fails, as in Airflow)."""
+        ready: list[tuple[str, int]] = []
+        settled = failed_leaves = 0
+        todo = list(finished)
+        while todo:
+            parent, outcome, chosen = todo.pop()
+            by_outcome: dict[TaskState, list[str]] = {}
+            for child in p.downstream[parent]:
+                o = TaskState.SKIPPED if chosen is not None and child not in chosen else outcome
+                by_outcome.setdefault(o, []).append(child)
+            decided: dict[triggers.Decision, list[str]] = {}
+            for o, children in by_outcome.items():
+                bad = 1 if o in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) else 0
+                for chunk in _chunks(children):
+                    for r in conn.execute(sql.RELEASE, {
+                            "b_run": run_id, "b_ids": chunk, "b_f": bad,
+                            "b_s": 1 if o == TaskState.SKIPPED else 0}):
+                        if r.state != TaskState.PENDING:
+                            continue
+                        n = len(p.upstream[r.task_id])
+                        d = triggers.decide(p.trigger_rules[r.task_id], n, n - r.remaining,
+                                            r.failed_up, r.skipped_up)
+                        if d != triggers.Decision.WAIT:
+                            decided.setdefault(d, []).append(r.task_id)
+            for d, children in decided.items():
+                state = TaskState.QUEUED if d == triggers.Decision.RUN else TaskState(d.value)
+                for chunk in _chunks(children):
+                    # compare-and-set out of pending: of parents racing, one decides
+                    rows = conn.execute(sql.SETTLE, {
+                        "b_run": run_id, "b_ids": chunk, "b_state": state,
+                        "b_queued_at": now if state == TaskState.QUEUED else None,
+                        "b_finished_at": None if state == TaskState.QUEUED else now,
+                        "b_error": _why(state, parent)}).all()
+                    if state == TaskState.QUEUED:
+                        ready += [(r.task_id, r.attempt) for r in rows]
+                        continue
+                    settled += len(rows)
+                    for r in rows:
+                        if state == TaskState.UPSTREAM_FAILED and not p.downstream[r.task_id]:
+                            failed_leaves += 1
+                        todo.append((r.task_id, state, None))
+        return ready, settled, failed_leaves
 
     @staticmethod
     def _end_attempt(conn: Connection, run_id: str, task_id: str, attempt: int,
@@ -367,9 +418,10 @@ class Store:
 
     # -- rerun ---------------------------------------------------------------------------
 
-    def rerun(self, run_id: str, reset: Mapping[str, tuple[TaskState, int]],
-              budgets: Mapping[str, int]) -> Rerun:
-        """Reset finished tasks of a finished run to ``(state, remaining)`` as new attempts.
+    def rerun(self, run_id: str, reset: Mapping[str, tuple[TaskState, int, int, int]],
+              budgets: Mapping[str, int], leaves: Collection[str]) -> Rerun:
+        """Reset finished tasks of a finished run to ``(state, remaining, failed_up,
+        skipped_up)`` as new attempts.
 
         The attempt number of every reset task goes up by one, so a message of the old
         attempt still in flight is rejected by the claim. Results of tasks not reset stay.
@@ -384,16 +436,17 @@ class Store:
                 raise errors.Conflict(f"run {run_id!r} is still running: wait for it or "
                                       "cancel it before a rerun")
             attempts_now: dict[str, int] = {}
-            for task_id, (state, remaining) in reset.items():
-                skipped = state == TaskState.UPSTREAM_FAILED
+            for task_id, (state, remaining, failed_up, skipped_up) in reset.items():
+                skipped = state in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED)
                 new_attempt = conn.execute(update(ti).where(
                     ti.c.run_id == run_id, ti.c.task_id == task_id,
                     ti.c.state.in_(FINISHED_TASK),
                 ).values(
-                    state=state, remaining=remaining, attempt=ti.c.attempt + 1,
+                    state=state, remaining=remaining, failed_up=failed_up,
+                    skipped_up=skipped_up, attempt=ti.c.attempt + 1,
                     max_attempts=ti.c.attempt - ti.c.lost_attempts + budgets[task_id],
                     result=None, worker=None, lease_expires_at=None, started_at=None,
-                    error="an upstream task failed and was not rerun" if skipped else None,
+                    error="settled by upstream tasks that were not rerun" if skipped else None,
                     finished_at=now if skipped else None,
                     queued_at=now if state == TaskState.QUEUED else None,
                 ).returning(ti.c.attempt)).scalar()
@@ -404,11 +457,20 @@ class Store:
                 ti.c.run_id == run_id).group_by(ti.c.state)).all())
             unfinished = sum(n for st, n in counts.items() if st not in FINISHED_TASK)
             conn.execute(update(runs).where(runs.c.id == run_id).values(
-                unfinished=unfinished, failed_tasks=counts.get(TaskState.FAILED, 0)))
+                unfinished=unfinished, failed_tasks=self._failed_leaves(conn, run_id, leaves)))
             run_state = (self._count_down(conn, run_id, finished=0, failed=0, now=now)
                          if unfinished == 0 else None)
-        ready = [(t, attempts_now[t]) for t, (st, _) in reset.items() if st == TaskState.QUEUED]
+        ready = [(t, attempts_now[t]) for t, (st, *_) in reset.items() if st == TaskState.QUEUED]
         return Rerun(ready, attempts_now, run_state)
+
+    @staticmethod
+    def _failed_leaves(conn: Connection, run_id: str, leaves: Collection[str]) -> int:
+        n = 0
+        for chunk in _chunks(list(leaves)):
+            n += conn.execute(select(func.count()).select_from(ti).where(
+                ti.c.run_id == run_id, ti.c.task_id.in_(chunk),
+                ti.c.state.in_([TaskState.FAILED, TaskState.UPSTREAM_FAILED]))).scalar_one()
+        return n
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -469,6 +531,14 @@ class Store:
         with self._tx(write=False) as conn:
             return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
                     for t in (runs, task_instances, attempts)}
+
+
+def _why(state: TaskState, parent: str) -> str | None:
+    if state == TaskState.UPSTREAM_FAILED:
+        return f"upstream task {parent!r} did not succeed"
+    if state == TaskState.SKIPPED:
+        return f"skipped by its trigger rule after {parent!r}"
+    return None
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:

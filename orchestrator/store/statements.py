@@ -7,7 +7,7 @@ statements every task executes are constructed here once, with bound parameters.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, case, insert, literal, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from orchestrator.states import CLAIMABLE, AttemptOutcome, TaskState
 from orchestrator.store.tables import attempts, runs, task_instances
@@ -44,17 +44,24 @@ SUCCEED = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING).values(
 END_ATTEMPT = update(attempts).where(*_this_attempt).values(
     outcome=bindparam("b_outcome"), finished_at=bindparam("b_now"))
 
-_released = (ti.c.remaining == 1) & (ti.c.state == TaskState.PENDING)
-RELEASE_SUCCESSORS = update(ti).where(
+RELEASE = update(ti).where(
     ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)),
 ).values(
-    # SET expressions read the row as it was, so exactly one parent sees remaining = 1:
-    # the join is decided in this one statement, in the transaction that records success.
     remaining=ti.c.remaining - 1,
-    state=case((_released, literal(TaskState.QUEUED.value)), else_=ti.c.state),
-    queued_at=case((_released, bindparam("b_now", type_=ti.c.queued_at.type)),
-                   else_=ti.c.queued_at),
-).returning(ti.c.task_id, ti.c.attempt, ti.c.state, ti.c.remaining)
+    failed_up=ti.c.failed_up + bindparam("b_f"),
+    skipped_up=ti.c.skipped_up + bindparam("b_s"),
+).returning(ti.c.task_id, ti.c.state, ti.c.remaining, ti.c.failed_up, ti.c.skipped_up)
+"""One parent finished: each child counts it (the row lock orders racing parents)."""
+
+SETTLE = update(ti).where(
+    ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)),
+    ti.c.state == TaskState.PENDING,
+).values(
+    state=bindparam("b_state"), queued_at=bindparam("b_queued_at", type_=ti.c.queued_at.type),
+    finished_at=bindparam("b_finished_at", type_=ti.c.finished_at.type),
+    error=bindparam("b_error"),
+).returning(ti.c.task_id, ti.c.attempt)
+"""A trigger rule decided: pending -> queued, skipped or upstream_failed, exactly once."""
 
 COUNT_DOWN = update(runs).where(runs.c.id == bindparam("b_run")).values(
     unfinished=runs.c.unfinished - bindparam("b_finished"),

@@ -51,6 +51,7 @@ runs = Table(
     # Counted down by the transaction that finishes a task: the one that reaches 0 ends
     # the run, exactly once, without a COUNT(*) race.
     Column("unfinished", Integer, nullable=False),
+    # Leaves that failed or were upstream_failed: the run fails if any did (as in Airflow).
     Column("failed_tasks", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
@@ -69,6 +70,9 @@ task_instances = Table(
     Column("lost_attempts", Integer, nullable=False, default=0),
     # Upstream tasks not yet succeeded; the join fires when a parent's success takes it to 0.
     Column("remaining", Integer, nullable=False),
+    # Parents that finished failed (or upstream_failed) / skipped: a trigger rule's inputs.
+    Column("failed_up", Integer, nullable=False, server_default="0"),
+    Column("skipped_up", Integer, nullable=False, server_default="0"),
     Column("result", Json),
     Column("error", Text),
     Column("worker", String(200)),

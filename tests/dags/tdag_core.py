@@ -227,3 +227,51 @@ def join_all(*values: int) -> list[int]:
 @dag(id="fanin3")
 def fanin3() -> None:
     join_all(*[parent.override(task_id=f"p{i}")(i) for i in range(3)])
+
+
+@task
+def broken_now() -> None:
+    raise ValueError("broken on purpose")
+
+
+@dag(id="rules")
+def rules() -> None:
+    """One parent succeeds, one fails; a child per trigger rule."""
+    good = quick.override(task_id="good")()
+    broken = broken_now.override(task_id="broken")()
+    for rule in ("all_success", "all_failed", "all_done", "one_success", "one_failed",
+                 "none_failed", "none_skipped"):
+        child = quick.override(task_id=f"r_{rule}", trigger_rule=rule)()
+        child << ([broken] if rule == "all_failed" else [good, broken])
+
+
+@dag(id="handled")
+def handled() -> None:
+    """A failure handled downstream: the leaf succeeds, so the run succeeds (Airflow)."""
+    broken = broken_now.override(task_id="broken")()
+    quick.override(task_id="cleanup", trigger_rule="all_done")() << broken
+
+
+@task(branch=True)
+def choose(pick: str) -> str:
+    return pick
+
+
+@dag(id="branchy")
+def branchy(pick: str = "left") -> None:
+    c = choose(pick)
+    left = quick.override(task_id="left")()
+    right = quick.override(task_id="right")()
+    right_child = quick.override(task_id="right_child")()
+    left << c
+    right << c
+    right_child << right
+    quick.override(task_id="join", trigger_rule="none_failed")() << [left, right_child]
+
+
+@dag(id="early")
+def early() -> None:
+    """first_one runs once 'fast' succeeds, while 'slow' still waits for its gate."""
+    fast = quick.override(task_id="fast")()
+    slow = gated.override(task_id="slow")()
+    quick.override(task_id="first_one", trigger_rule="one_success")() << [fast, slow]

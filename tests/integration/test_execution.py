@@ -11,7 +11,7 @@ from orchestrator import errors, local
 from orchestrator.client import Client
 from orchestrator.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Store
-from tests.conftest import Ledger, wait_until
+from tests.conftest import Ledger, plan_of, wait_until
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120
@@ -171,15 +171,16 @@ def test_store_rejects_late_results_from_a_superseded_attempt(client: Client) ->
     claim = store.claim(run.run_id, "a", 1, worker="w1", pid=1, lease_seconds=60,
                         data_from=[], max_lost=3)
     assert claim is not None
+    p = plan_of({"a": [], "b": ["a"]})
     assert store.fail(run.run_id, "a", 1, error_type="E", message="m", traceback=None,
-                      retry=True, descendants=["b"]).retry_attempt == 2
+                      retry=True, p=p).retry_attempt == 2
     assert store.claim(run.run_id, "a", 2, worker="w2", pid=2, lease_seconds=60,
                        data_from=[], max_lost=3) is not None
-    late = store.succeed(run.run_id, "a", 1, "late", ["b"])
+    late = store.succeed(run.run_id, "a", 1, "late", p)
     assert not late.applied
-    ok = store.succeed(run.run_id, "a", 2, "fresh", ["b"])
+    ok = store.succeed(run.run_id, "a", 2, "fresh", p)
     assert ok.applied and ok.ready == [("b", 1)]
-    dup = store.succeed(run.run_id, "a", 2, "again", ["b"])
+    dup = store.succeed(run.run_id, "a", 2, "again", p)
     assert not dup.applied
     assert store.result(run.run_id, "a") == (TaskState.SUCCESS, "fresh")
 

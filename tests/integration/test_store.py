@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from orchestrator.states import RunState
 from orchestrator.store import Store
 from orchestrator.store.tables import metadata
+from tests.conftest import plan_of
 
 pytestmark = pytest.mark.integration
 PARENTS = 24
@@ -25,14 +26,15 @@ def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None
     assert diff == []
 
 
-def _finish_parents(url: str, run_id: str, parents: list[str],
+def _finish_parents(url: str, run_id: str, all_parents: list[str], parents: list[str],
                     out: mp.Queue) -> None:  # type: ignore[type-arg]
     store = Store(url, migrate=False)
     released = []
+    dag = plan_of({**{q: [] for q in all_parents}, "join": all_parents})
     for p in parents:
         assert store.claim(run_id, p, 1, worker="w", pid=0, lease_seconds=60, data_from=[],
                            max_lost=3) is not None
-        adv = store.succeed(run_id, p, 1, p, ["join"])
+        adv = store.succeed(run_id, p, 1, p, dag)
         released += [n for n, _ in adv.ready]
     out.put(released)
     store.dispose()
@@ -48,7 +50,8 @@ def test_a_join_is_released_exactly_once_under_concurrent_parents(database_url: 
                      max_attempts=dict.fromkeys(upstream, 1))
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_finish_parents, args=(database_url, run_id, parents[i::4], out))
+    procs = [ctx.Process(target=_finish_parents,
+                         args=(database_url, run_id, parents, parents[i::4], out))
              for i in range(4)]
     for p in procs:
         p.start()
