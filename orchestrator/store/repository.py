@@ -327,42 +327,70 @@ class Store:
         todo = list(finished)
         while todo:
             parent, outcome, chosen = todo.pop()
-            by_outcome: dict[TaskState, list[str]] = {}
-            for child in p.downstream[parent]:
-                o = TaskState.SKIPPED if chosen is not None and child not in chosen else outcome
-                by_outcome.setdefault(o, []).append(child)
-            decided: dict[triggers.Decision, list[str]] = {}
-            for o, children in by_outcome.items():
-                bad = 1 if o in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) else 0
-                for chunk in _chunks(children):
-                    for r in conn.execute(sql.RELEASE, {
-                            "b_run": run_id, "b_ids": chunk, "b_f": bad,
-                            "b_s": 1 if o == TaskState.SKIPPED else 0}):
-                        if r.state != TaskState.PENDING:
-                            continue
-                        n = len(p.upstream[r.task_id])
-                        d = triggers.decide(p.trigger_rules[r.task_id], n, n - r.remaining,
-                                            r.failed_up, r.skipped_up)
-                        if d != triggers.Decision.WAIT:
-                            decided.setdefault(d, []).append(r.task_id)
-            for d, children in decided.items():
-                state = TaskState.QUEUED if d == triggers.Decision.RUN else TaskState(d.value)
-                for chunk in _chunks(children):
-                    # compare-and-set out of pending: of parents racing, one decides
-                    rows = conn.execute(sql.SETTLE, {
-                        "b_run": run_id, "b_ids": chunk, "b_state": state,
-                        "b_queued_at": now if state == TaskState.QUEUED else None,
-                        "b_finished_at": None if state == TaskState.QUEUED else now,
-                        "b_error": _why(state, parent)}).all()
-                    if state == TaskState.QUEUED:
-                        ready += [(r.task_id, r.attempt) for r in rows]
-                        continue
-                    settled += len(rows)
-                    for r in rows:
-                        if state == TaskState.UPSTREAM_FAILED and not p.downstream[r.task_id]:
-                            failed_leaves += 1
-                        todo.append((r.task_id, state, None))
+            decided = Store._count_parent(conn, run_id, p, parent, outcome, chosen, now, ready)
+            for state, children in decided.items():
+                rows = Store._settle(conn, run_id, children, state, parent, now)
+                if state == TaskState.QUEUED:
+                    ready += rows
+                    continue
+                settled += len(rows)
+                for task_id, _ in rows:
+                    if state == TaskState.UPSTREAM_FAILED and not p.downstream[task_id]:
+                        failed_leaves += 1
+                    todo.append((task_id, state, None))
         return ready, settled, failed_leaves
+
+    @staticmethod
+    def _count_parent(conn: Connection, run_id: str, p: plan.Plan, parent: str,
+                      outcome: TaskState, chosen: Collection[str] | None, now: dt.datetime,
+                      ready: list[tuple[str, int]]) -> dict[TaskState, list[str]]:
+        """Count ``parent``'s outcome in each child; return the children a rule settled.
+
+        The hot path, a success reaching all_success children, is decided in SQL in the
+        same statement (appended to ``ready``); the other children are decided here."""
+        fast: list[str] = []
+        by_outcome: dict[TaskState, list[str]] = {}
+        for child in p.downstream[parent]:
+            o = TaskState.SKIPPED if chosen is not None and child not in chosen else outcome
+            rule = p.trigger_rules[child]
+            if o == TaskState.SUCCESS and rule == triggers.TriggerRule.ALL_SUCCESS:
+                fast.append(child)
+            else:
+                by_outcome.setdefault(o, []).append(child)
+        for chunk in _chunks(fast):
+            ready += [(r.task_id, r.attempt) for r in conn.execute(
+                sql.RELEASE_ON_SUCCESS, {"b_run": run_id, "b_ids": chunk, "b_now": now})
+                if r.remaining == 0 and r.state == TaskState.QUEUED]
+        decided: dict[TaskState, list[str]] = {}
+        for o, children in by_outcome.items():
+            bad = 1 if o in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) else 0
+            for chunk in _chunks(children):
+                for r in conn.execute(sql.RELEASE, {
+                        "b_run": run_id, "b_ids": chunk, "b_f": bad,
+                        "b_s": 1 if o == TaskState.SKIPPED else 0}):
+                    if r.state != TaskState.PENDING:
+                        continue
+                    n = len(p.upstream[r.task_id])
+                    d = triggers.decide(p.trigger_rules[r.task_id], n, n - r.remaining,
+                                        r.failed_up, r.skipped_up)
+                    if d != triggers.Decision.WAIT:
+                        state = (TaskState.QUEUED if d == triggers.Decision.RUN
+                                 else TaskState(d.value))
+                        decided.setdefault(state, []).append(r.task_id)
+        return decided
+
+    @staticmethod
+    def _settle(conn: Connection, run_id: str, children: list[str], state: TaskState,
+                parent: str, now: dt.datetime) -> list[tuple[str, int]]:
+        """Move children out of pending (compare-and-set: of racing parents, one decides)."""
+        out: list[tuple[str, int]] = []
+        for chunk in _chunks(children):
+            out += [(r.task_id, r.attempt) for r in conn.execute(sql.SETTLE, {
+                "b_run": run_id, "b_ids": chunk, "b_state": state,
+                "b_queued_at": now if state == TaskState.QUEUED else None,
+                "b_finished_at": None if state == TaskState.QUEUED else now,
+                "b_error": _why(state, parent)})]
+        return out
 
     @staticmethod
     def _end_attempt(conn: Connection, run_id: str, task_id: str, attempt: int,

@@ -7,7 +7,7 @@ statements every task executes are constructed here once, with bound parameters.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, literal, select, update
 
 from orchestrator.states import CLAIMABLE, AttemptOutcome, TaskState
 from orchestrator.store.tables import attempts, runs, task_instances
@@ -52,6 +52,19 @@ RELEASE = update(ti).where(
     skipped_up=ti.c.skipped_up + bindparam("b_s"),
 ).returning(ti.c.task_id, ti.c.state, ti.c.remaining, ti.c.failed_up, ti.c.skipped_up)
 """One parent finished: each child counts it (the row lock orders racing parents)."""
+
+_released = ((ti.c.remaining == 1) & (ti.c.failed_up == 0) & (ti.c.skipped_up == 0)
+             & (ti.c.state == TaskState.PENDING))
+RELEASE_ON_SUCCESS = update(ti).where(
+    ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)),
+).values(
+    # The hot path (a success reaching all_success children) in one statement. SET
+    # expressions read the row as it was, so exactly one parent sees remaining = 1.
+    remaining=ti.c.remaining - 1,
+    state=case((_released, literal(TaskState.QUEUED.value)), else_=ti.c.state),
+    queued_at=case((_released, bindparam("b_now", type_=ti.c.queued_at.type)),
+                   else_=ti.c.queued_at),
+).returning(ti.c.task_id, ti.c.attempt, ti.c.state, ti.c.remaining)
 
 SETTLE = update(ti).where(
     ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)),
