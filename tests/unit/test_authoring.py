@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import uuid
 from typing import Any
 
 import pytest
@@ -480,3 +481,27 @@ def test_dag_test_propagates_task_exceptions() -> None:
 def test_context_outside_a_task_raises() -> None:
     with pytest.raises(errors.OrchestratorError, match="only available inside a task"):
         context()
+
+
+def test_dag_test_follows_branches_and_trigger_rules() -> None:
+    @task(branch=True)
+    def pick(which: str) -> str:
+        return which
+
+    @task
+    def side() -> str:
+        return "ran"
+
+    @task(trigger_rule="none_failed")
+    def after() -> str:
+        return "after"
+
+    @dag(id=f"branch_{uuid.uuid4().hex[:6]}")
+    def d(which: str = "a") -> None:
+        p = pick(which)
+        a, b = side.override(task_id="a")(), side.override(task_id="b")()
+        p >> [a, b]
+        [a, b] >> after()
+
+    assert d.test(which="a") == {"pick": "a", "a": "ran", "after": "after"}
+    assert d.test(which="b") == {"pick": "b", "b": "ran", "after": "after"}
