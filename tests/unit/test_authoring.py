@@ -483,25 +483,28 @@ def test_context_outside_a_task_raises() -> None:
         context()
 
 
+@task(branch=True)
+def pick_branch(which: str) -> str:
+    return which
+
+
+@task
+def side_branch() -> str:
+    return "ran"
+
+
+@task(trigger_rule="none_failed")
+def after_branches() -> str:
+    return "after"
+
+
 def test_dag_test_follows_branches_and_trigger_rules() -> None:
-    @task(branch=True)
-    def pick(which: str) -> str:
-        return which
-
-    @task
-    def side() -> str:
-        return "ran"
-
-    @task(trigger_rule="none_failed")
-    def after() -> str:
-        return "after"
-
     @dag(id=f"branch_{uuid.uuid4().hex[:6]}")
     def d(which: str = "a") -> None:
-        p = pick(which)
-        a, b = side.override(task_id="a")(), side.override(task_id="b")()
+        p = pick_branch(which)
+        a, b = side_branch.override(task_id="a")(), side_branch.override(task_id="b")()
         p >> [a, b]
-        [a, b] >> after()
+        [a, b] >> after_branches()
 
-    assert d.test(which="a") == {"pick": "a", "a": "ran", "after": "after"}
-    assert d.test(which="b") == {"pick": "b", "b": "ran", "after": "after"}
+    assert d.test(which="a") == {"pick_branch": "a", "a": "ran", "after_branches": "after"}
+    assert d.test(which="b") == {"pick_branch": "b", "b": "ran", "after_branches": "after"}
