@@ -147,6 +147,14 @@ def _show(run: records.Run, as_json: bool) -> None:
     out.print(table)
 
 
+@app.command("cancel")
+def cancel_cmd(run_id: str) -> None:
+    """Cancel a running run: nothing more starts, running tasks are terminated."""
+    with _client() as client:
+        client.cancel(run_id)
+    out.print(f"cancelled run {run_id}")
+
+
 @app.command("rerun")
 def rerun_cmd(run_id: str,
               from_task: Annotated[str | None, typer.Option(

@@ -81,6 +81,13 @@ class Client:
             dispatcher.send(dag, p, new.run_id, [(r, 1) for r in p.initial])
         return new.run_id
 
+    def cancel(self, run_id: str) -> None:
+        """Cancel a running run: queued tasks never start, running ones are terminated,
+        and the run ends ``cancelled``. Raises :class:`Conflict` if it already ended."""
+        dispatcher = self._dispatcher
+        dispatcher.terminate(self.store.cancel(run_id))
+        dispatcher.run_finished(run_id, RunState.CANCELLED)
+
     def rerun(self, run_id: str, *, from_task: str | None = None) -> list[str]:
         """Continue a finished run: rerun its failed and upstream_failed tasks (or
         ``from_task`` and everything downstream of it), keeping every other result.
@@ -99,7 +106,7 @@ class Client:
             targets = {from_task, *p.descendants(from_task)}
         else:
             targets = {t for t, s in state.items()
-                       if s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED)}
+                       if s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)}
         if not targets:
             raise errors.Conflict(f"run {run_id!r} has no failed task to rerun "
                                   "(name one with from_task)")
@@ -193,7 +200,7 @@ def _reset_plan(p: plan.Plan, state: Mapping[str, TaskState],
             s = reset[u][0] if u in reset else state[u]
             if s in (TaskState.PENDING, TaskState.QUEUED):
                 waiting += 1
-            elif s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED):
+            elif s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED):
                 failed += 1
             elif s == TaskState.SKIPPED:
                 skipped += 1

@@ -80,6 +80,11 @@ class Dispatcher:
         except KombuOperationalError as exc:
             raise errors.TransportError(f"cannot send to the broker: {exc}") from exc
 
+    def terminate(self, celery_ids: Sequence[str]) -> None:
+        """Revoke these Celery tasks and terminate the processes running them."""
+        if celery_ids:
+            self.app.control.revoke(list(celery_ids), terminate=True, signal="SIGTERM")
+
     def run_finished(self, run_id: str, state: str) -> None:
         """Wake clients waiting on this run (they fall back to polling the database)."""
         # A notification is a shortcut, not the source of truth: losing one is fine.

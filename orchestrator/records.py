@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
 
 
 class _Record(BaseModel):
@@ -60,4 +60,4 @@ class Run(_Record):
 
     @property
     def finished(self) -> bool:
-        return self.state in (RunState.SUCCESS, RunState.FAILED)
+        return self.state in FINISHED_RUN

@@ -16,7 +16,9 @@ class RunState(enum.StrEnum):
     SUCCESS = "success"
     """Every task succeeded."""
     FAILED = "failed"
-    """Every task finished and at least one failed or was upstream_failed."""
+    """Every task finished and a leaf failed or was upstream_failed."""
+    CANCELLED = "cancelled"
+    """Cancelled: nothing more starts, running tasks were terminated."""
 
 
 class TaskState(enum.StrEnum):
@@ -35,6 +37,8 @@ class TaskState(enum.StrEnum):
     """An upstream task failed, so this one never runs."""
     SKIPPED = "skipped"
     """Its trigger rule or a branch upstream decided it does not run."""
+    CANCELLED = "cancelled"
+    """The run was cancelled before this task finished."""
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -45,23 +49,25 @@ class AttemptOutcome(enum.StrEnum):
     """The worker stopped renewing the lease (killed, cut off); a new attempt took over."""
 
 
-FINISHED_RUN = frozenset({RunState.SUCCESS, RunState.FAILED})
+FINISHED_RUN = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.CANCELLED})
 FINISHED_TASK = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED,
-                           TaskState.SKIPPED})
+                           TaskState.SKIPPED, TaskState.CANCELLED})
+UNFINISHED_TASK = frozenset(set(TaskState) - FINISHED_TASK)
 CLAIMABLE = frozenset({TaskState.QUEUED, TaskState.UP_FOR_RETRY})
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.UPSTREAM_FAILED,
-                                  TaskState.SKIPPED}),
-    TaskState.QUEUED: frozenset({TaskState.RUNNING}),
-    TaskState.UP_FOR_RETRY: frozenset({TaskState.RUNNING}),
+                                  TaskState.SKIPPED, TaskState.CANCELLED}),
+    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED}),
+    TaskState.UP_FOR_RETRY: frozenset({TaskState.RUNNING, TaskState.CANCELLED}),
     # RUNNING -> RUNNING is a takeover of a lost attempt by attempt n+1.
     TaskState.RUNNING: frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UP_FOR_RETRY,
-                                  TaskState.RUNNING}),
+                                  TaskState.RUNNING, TaskState.CANCELLED}),
     TaskState.SUCCESS: frozenset(),
     TaskState.FAILED: frozenset(),
     TaskState.UPSTREAM_FAILED: frozenset(),
     TaskState.SKIPPED: frozenset(),
+    TaskState.CANCELLED: frozenset(),
 }
 
 

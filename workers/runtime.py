@@ -63,7 +63,8 @@ class Runtime:
         store = self.store
         claim = store.claim(run_id, task_id, attempt, worker=task.request.hostname or "?",
                             pid=os.getpid(), lease_seconds=self.settings.lease_seconds,
-                            data_from=_data_deps(t), max_lost=WORKER_LOSS_LIMIT)
+                            data_from=_data_deps(t), max_lost=WORKER_LOSS_LIMIT,
+                            celery_id=task.request.id)
         if isinstance(claim, Busy):
             # Redelivered while its attempt runs under a live lease: look again once the
             # lease says whether that worker is still alive.

@@ -19,7 +19,13 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from orchestrator import errors, plan, records, triggers
-from orchestrator.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
+from orchestrator.states import (
+    FINISHED_TASK,
+    UNFINISHED_TASK,
+    AttemptOutcome,
+    RunState,
+    TaskState,
+)
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
 from orchestrator.store.tables import attempts, runs, task_instances
@@ -180,7 +186,7 @@ class Store:
 
     def claim(self, run_id: str, task_id: str, attempt: int, *, worker: str, pid: int,
               lease_seconds: float, data_from: Sequence[str], max_lost: int,
-              ) -> Claim | GiveUp | Busy | None:
+              celery_id: str | None = None) -> Claim | GiveUp | Busy | None:
         """Move a queued attempt to running; None if it is not ours to run.
 
         A message for an attempt that is running under an expired lease means its
@@ -201,7 +207,7 @@ class Store:
                 lost, max_attempts, attempt = taken
                 key["b_attempt"] = attempt
             conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
-                                             "b_now": now})
+                                             "b_celery_id": celery_id, "b_now": now})
             params = self._params(conn, run_id)
             upstream: dict[str, Any] = {}
             if data_from:
@@ -457,7 +463,8 @@ class Store:
         now = _now()
         with self._tx() as conn:
             moved = conn.execute(update(runs).where(
-                runs.c.id == run_id, runs.c.state.in_([RunState.SUCCESS, RunState.FAILED]),
+                runs.c.id == run_id, runs.c.state.in_([RunState.SUCCESS, RunState.FAILED,
+                                                       RunState.CANCELLED]),
             ).values(state=RunState.RUNNING, finished_at=None))
             if moved.rowcount != 1:
                 self.run_state(run_id)  # UnknownRun if there is no such run
@@ -490,6 +497,33 @@ class Store:
                          if unfinished == 0 else None)
         ready = [(t, attempts_now[t]) for t, (st, *_) in reset.items() if st == TaskState.QUEUED]
         return Rerun(ready, attempts_now, run_state)
+
+    # -- cancel ----------------------------------------------------------------------------
+
+    def cancel(self, run_id: str) -> list[str]:
+        """End a running run as cancelled: no task of it starts any more. Returns the Celery
+        ids of the attempts running now, for the caller to terminate. A worker that
+        finishes one later finds its task cancelled and records nothing."""
+        now = _now()
+        with self._tx() as conn:
+            moved = conn.execute(update(runs).where(
+                runs.c.id == run_id, runs.c.state == RunState.RUNNING,
+            ).values(state=RunState.CANCELLED, finished_at=now, unfinished=0))
+            if moved.rowcount != 1:
+                state = self.run_state(run_id)  # UnknownRun if there is no such run
+                raise errors.Conflict(f"run {run_id!r} is already {state}")
+            running = conn.execute(select(attempts.c.celery_id).where(
+                attempts.c.run_id == run_id, attempts.c.outcome == AttemptOutcome.RUNNING,
+            )).scalars().all()
+            conn.execute(update(attempts).where(
+                attempts.c.run_id == run_id, attempts.c.outcome == AttemptOutcome.RUNNING,
+            ).values(outcome=AttemptOutcome.FAILED, finished_at=now, error_type="Cancelled",
+                     error_message="the run was cancelled"))
+            conn.execute(update(ti).where(
+                ti.c.run_id == run_id, ti.c.state.in_(UNFINISHED_TASK),
+            ).values(state=TaskState.CANCELLED, finished_at=now, lease_expires_at=None,
+                     error="the run was cancelled"))
+        return [c for c in running if c]
 
     @staticmethod
     def _failed_leaves(conn: Connection, run_id: str, leaves: Collection[str]) -> int:

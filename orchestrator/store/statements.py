@@ -27,7 +27,7 @@ CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
 START_ATTEMPT = insert(attempts).values(
     run_id=bindparam("b_run"), task_id=bindparam("b_task"), attempt=bindparam("b_attempt"),
     outcome=AttemptOutcome.RUNNING, worker=bindparam("b_worker"), pid=bindparam("b_pid"),
-    started_at=bindparam("b_now"))
+    celery_id=bindparam("b_celery_id"), started_at=bindparam("b_now"))
 
 RESULTS_OF = select(ti.c.task_id, ti.c.result).where(
     ti.c.run_id == bindparam("b_run"), ti.c.task_id.in_(bindparam("b_ids", expanding=True)))

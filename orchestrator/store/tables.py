@@ -93,6 +93,7 @@ attempts = Table(
     Column("outcome", String(16), nullable=False),
     Column("worker", String(200)),
     Column("pid", Integer),
+    Column("celery_id", String(64)),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("error_type", String(200)),

@@ -88,10 +88,10 @@ def test_can_move(old: TaskState, new: TaskState, ok: bool) -> None:
 
 
 def test_finished_sets_and_values() -> None:
-    assert {RunState.SUCCESS, RunState.FAILED} == FINISHED_RUN
+    assert {RunState.SUCCESS, RunState.FAILED, RunState.CANCELLED} == FINISHED_RUN
     assert RunState.RUNNING not in FINISHED_RUN
     assert {TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED,
-            TaskState.SKIPPED} == FINISHED_TASK
+            TaskState.SKIPPED, TaskState.CANCELLED} == FINISHED_TASK
     # stored as plain strings in the database
     assert TaskState("up_for_retry") is TaskState.UP_FOR_RETRY
     assert TaskState.UPSTREAM_FAILED == "upstream_failed"
