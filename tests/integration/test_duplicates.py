@@ -60,3 +60,26 @@ def test_every_message_into_a_fan_in_delivered_twice(isolated: LocalStack,
     assert sorted(e["task"] for e in ledger.entries(run_id)) == ["join_all", "p0", "p1", "p2"]
     assert all(len(t.attempts) == 1 for t in final.tasks.values())
     assert dispatch.task_name("fanin3", "parent") == "fanin3.parent"
+
+
+def test_a_task_longer_than_the_visibility_timeout_never_overlaps(
+        database_url: str, ledger: Ledger, tmp_path: Path) -> None:
+    """The broker redelivers the still-running task's message; it is parked, not run."""
+    with EmbeddedBroker(port=_free_port()) as url, \
+            LocalStack(make_settings(url, database_url, task_timeout_max=1.0,
+                                     visibility_timeout=2.0, unacked_restore_interval=0.5),
+                       workers=1, concurrency=2, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        run_id = client.submit("gateonly")
+        wait_until(lambda: ledger.of(run_id, "gated"), what="'gated' to start")
+        logs = list(tmp_path.glob("*.log"))
+
+        def parked() -> bool:
+            return any("'deferred'" in f.read_text(errors="replace") for f in logs)
+
+        wait_until(parked, timeout=60, what="the broker to redeliver the running task")
+        ledger.open_gate(run_id, "go")
+        run = client.wait(run_id, timeout=60)
+    assert run.state == RunState.SUCCESS
+    assert [e["attempt"] for e in ledger.of(run_id, "gated")] == [1]
+    assert len(run.tasks["gated"].attempts) == 1
