@@ -121,7 +121,7 @@ class LocalStack:
         self.workers: list[Worker] = []
         self.flower_proc: subprocess.Popen[bytes] | None = None
         self.coordinator = coordinator
-        self.coordinator_proc: subprocess.Popen[bytes] | None = None
+        self.coordinators: list[subprocess.Popen[bytes]] = []
         self.flower_password: str | None = None
         self._old_handler: object = None
 
@@ -157,7 +157,9 @@ class LocalStack:
             self.start_coordinator()
 
     def start_coordinator(self) -> subprocess.Popen[bytes]:
-        log = (open(os.path.join(self.log_dir, "coordinator.log"), "ab")  # noqa: SIM115
+        """Start one more ``orchestrator coordinator`` (several may run at once)."""
+        name = f"coordinator-{len(self.coordinators)}.log"
+        log = (open(os.path.join(self.log_dir, name), "ab")  # noqa: SIM115
                if self.log_dir else None)
         proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "coordinator"],
                                 env=settings_env(self.settings), start_new_session=True,
@@ -165,7 +167,7 @@ class LocalStack:
                                 stderr=subprocess.STDOUT)
         if log:
             log.close()  # the child holds its own descriptor
-        self.coordinator_proc = proc
+        self.coordinators.append(proc)
         return proc
 
     def add_worker(self, name: str, *, wait: bool = True, queues: Sequence[str] = (),
@@ -192,10 +194,11 @@ class LocalStack:
         for w in self.workers:
             w.stop()
         self.workers.clear()
-        for proc in (self.flower_proc, self.coordinator_proc):
+        for proc in [self.flower_proc, *self.coordinators]:
             if proc is not None:
                 _terminate(proc)
-        self.flower_proc = self.coordinator_proc = None
+        self.flower_proc = None
+        self.coordinators.clear()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

@@ -97,3 +97,26 @@ def test_racing_coordinators_decide_a_resend_once(database_url: str) -> None:
     assert not store.mark_resent(again)  # the first decision moved queued_at on
     other.dispose()
     store.dispose()
+
+
+def test_two_coordinators_one_killed_mid_run(broker_url: str, database_url: str,
+                                             ledger: Ledger, tmp_path: Path) -> None:
+    settings = make_settings(broker_url, database_url, visibility_timeout=3600.0,
+                             reconcile_interval=0.2)
+    with LocalStack(settings, workers=0, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        doomed = stack.start_coordinator()
+        stack.start_coordinator()
+        victim = stack.add_worker("victim", concurrency=1)
+        run_id = client.submit("killme")
+        wait_until(lambda: ledger.of(run_id, "gated"), what="'gated' to start")
+        victim.kill()
+        doomed.kill()  # SIGKILL: the survivor must carry on alone
+        ledger.open_gate(run_id, "go")
+        stack.add_worker("rescuer", concurrency=1)
+        run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.SUCCESS
+    # no duplicate resend became a duplicate execution
+    assert [len(ledger.of(run_id, t)) for t in ("first", "gated", "last")] == [1, 2, 1]
+    assert [a.outcome for a in run.tasks["gated"].attempts] == [
+        AttemptOutcome.LOST, AttemptOutcome.SUCCESS]
