@@ -232,10 +232,10 @@ class Dag:
     """A DAG declared with ``@dag``. ``spec`` is the validated :class:`~spec.DagSpec`."""
 
     def __init__(self, fn: Callable[..., Any], dag_id: str | None,
-                 description: str | None) -> None:
+                 description: str | None, timeout: float | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.spec = self._build(fn, dag_id or fn.__name__, description)
+        self.spec = self._build(fn, dag_id or fn.__name__, description, timeout)
 
     @property
     def id(self) -> str:
@@ -254,7 +254,8 @@ class Dag:
         return local.run_in_process(self.spec, params)
 
     @staticmethod
-    def _build(fn: Callable[..., Any], dag_id: str, description: str | None) -> spec.DagSpec:
+    def _build(fn: Callable[..., Any], dag_id: str, description: str | None,
+               timeout: float | None) -> spec.DagSpec:
         try:
             hints = typing.get_type_hints(fn)
         except Exception:  # unresolved annotations just mean "any"
@@ -280,7 +281,7 @@ class Dag:
                                       dag_id=dag_id)
         return spec.build(
             {"id": dag_id, "description": description or (inspect.getdoc(fn) or ""),
-             "params": params, "tasks": list(builder.tasks.values())},
+             "params": params, "tasks": list(builder.tasks.values()), "timeout": timeout},
             source=inspect.getsourcefile(fn))
 
 
@@ -288,14 +289,16 @@ class Dag:
 def dag(fn: Callable[..., Any], /) -> Dag: ...
 @overload
 def dag(*, id: str | None = None, description: str | None = None,
-        ) -> Callable[[Callable[..., Any]], Dag]: ...
+        timeout: float | None = None) -> Callable[[Callable[..., Any]], Dag]: ...
 
 
 def dag(fn: Callable[..., Any] | None = None, /, *, id: str | None = None,
-        description: str | None = None) -> Dag | Callable[[Callable[..., Any]], Dag]:
-    """Declare a DAG; its body calls tasks to wire them, its parameters are run params."""
+        description: str | None = None,
+        timeout: float | None = None) -> Dag | Callable[[Callable[..., Any]], Dag]:
+    """Declare a DAG; its body calls tasks to wire them, its parameters are run params.
+    ``timeout``: seconds a run may take before the coordinator fails it."""
 
     def wrap(f: Callable[..., Any]) -> Dag:
-        return Dag(f, id, description)
+        return Dag(f, id, description, timeout)
 
     return wrap(fn) if fn is not None else wrap

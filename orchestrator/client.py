@@ -76,7 +76,7 @@ class Client:
         new = self.store.create_run(
             run_id=uuid.uuid4().hex, dag_id=dag.id, params=values, upstream=p.upstream,
             max_attempts={t.id: t.max_attempts for t in dag.tasks},
-            idempotency_key=idempotency_key, initial=p.initial)
+            idempotency_key=idempotency_key, initial=p.initial, timeout=dag.timeout)
         if new.created:
             dispatcher.send(dag, p, new.run_id, [(r, 1) for r in p.initial])
         return new.run_id

@@ -123,6 +123,9 @@ class DagSpec(_Frozen):
     description: str = ""
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     tasks: tuple[TaskSpec, ...]
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT,
+        description="Seconds a run may take; the coordinator fails it after that.")
     source: str | None = Field(default=None, exclude=True)
     _by_id: dict[str, TaskSpec] = PrivateAttr(default_factory=dict)
 

@@ -34,7 +34,7 @@ from orchestrator import errors, spec
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
               "trigger_rule", "branch"}
-_TOP_KEYS = {"id", "description", "params", "tasks"}
+_TOP_KEYS = {"id", "description", "params", "tasks", "timeout"}
 _PARAM_KEYS = {"type", "default", "description"}
 _JSON_TYPES: dict[type, spec.ParamType] = {
     bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
@@ -96,6 +96,7 @@ def _compile(data: dict[str, Any], source: str, lines: list[int]) -> dict[str, A
             raise fail(f"tasks[{i}] must be a mapping", line)
         out_tasks.append(_compile_task(t, i, line, fail))
     return {"id": data["id"], "description": data.get("description") or "",
+            "timeout": data.get("timeout"),
             "params": {k: _compile_param(k, v, fail) for k, v in params.items()},
             "tasks": out_tasks}
 

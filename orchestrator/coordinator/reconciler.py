@@ -17,6 +17,7 @@ import threading
 
 from orchestrator import discovery, dispatch, errors, plan
 from orchestrator.settings import Settings
+from orchestrator.states import RunState
 from orchestrator.store import Stalled, Store
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,23 @@ class Reconciler:
     def tick(self) -> int:
         """One pass; returns how many tasks were sent again."""
         now = dt.datetime.now(dt.UTC)
+        self._time_out_runs()
         stalled = self.store.stalled(
             queued_before=now - dt.timedelta(seconds=self.settings.requeue_after),
             lost_before=now - dt.timedelta(seconds=self.settings.lease_seconds))
         return sum(self._resend(s) for s in stalled)
+
+    def _time_out_runs(self) -> None:
+        """Fail runs past their DAG's timeout, even when no worker is left to notice."""
+        for run_id in self.store.overdue_runs():
+            try:
+                running = self.store.cancel(run_id, state=RunState.FAILED,
+                                            reason="the run exceeded its DAG's timeout")
+            except errors.Conflict:
+                continue  # it ended meanwhile, or another coordinator got there first
+            log.info("run %s timed out", run_id)
+            self.dispatcher.terminate(running)
+            self.dispatcher.run_finished(run_id, RunState.FAILED)
 
     def _resend(self, s: Stalled) -> bool:
         try:

@@ -138,7 +138,8 @@ class Store:
     def create_run(self, *, run_id: str, dag_id: str, params: Mapping[str, Any],
                    upstream: Mapping[str, Sequence[str]], max_attempts: Mapping[str, int],
                    idempotency_key: str | None = None,
-                   initial: Collection[str] | None = None) -> NewRun:
+                   initial: Collection[str] | None = None,
+                   timeout: float | None = None) -> NewRun:
         """Write the run and one row per task in one transaction; ``initial`` tasks (by
         default the roots) start queued."""
         now = _now()
@@ -159,7 +160,8 @@ class Store:
                 conn.execute(insert(runs).values(
                     id=run_id, dag_id=dag_id, state=RunState.RUNNING, params=dict(params),
                     idempotency_key=idempotency_key, total_tasks=len(rows),
-                    unfinished=len(rows), failed_tasks=0, created_at=now))
+                    unfinished=len(rows), failed_tasks=0, created_at=now,
+                    deadline=now + dt.timedelta(seconds=timeout) if timeout else None))
                 conn.execute(insert(ti), rows)
         except IntegrityError:
             if idempotency_key is None:
@@ -441,6 +443,13 @@ class Store:
         return [Stalled(r.run_id, r.dag_id, r.task_id, r.attempt, TaskState(r.state),
                         r.queued_at) for r in rows]
 
+    def overdue_runs(self, limit: int = 100) -> list[str]:
+        """Running runs past their deadline (their DAG's timeout)."""
+        with self._tx(write=False) as conn:
+            return list(conn.execute(select(runs.c.id).where(
+                runs.c.state == RunState.RUNNING, runs.c.deadline < _now(),
+            ).limit(limit)).scalars())
+
     def mark_resent(self, s: Stalled) -> bool:
         """Decide to send ``s`` again: True for exactly one caller (coordinators may race)."""
         with self._tx() as conn:
@@ -500,15 +509,17 @@ class Store:
 
     # -- cancel ----------------------------------------------------------------------------
 
-    def cancel(self, run_id: str) -> list[str]:
-        """End a running run as cancelled: no task of it starts any more. Returns the Celery
-        ids of the attempts running now, for the caller to terminate. A worker that
-        finishes one later finds its task cancelled and records nothing."""
+    def cancel(self, run_id: str, *, state: RunState = RunState.CANCELLED,
+               reason: str = "the run was cancelled") -> list[str]:
+        """End a running run (cancelled, or failed when it timed out): no task of it starts
+        any more. Returns the Celery ids of the attempts running now, for the caller to
+        terminate. A worker that finishes one later finds its task cancelled and records
+        nothing."""
         now = _now()
         with self._tx() as conn:
             moved = conn.execute(update(runs).where(
                 runs.c.id == run_id, runs.c.state == RunState.RUNNING,
-            ).values(state=RunState.CANCELLED, finished_at=now, unfinished=0))
+            ).values(state=state, finished_at=now, unfinished=0))
             if moved.rowcount != 1:
                 state = self.run_state(run_id)  # UnknownRun if there is no such run
                 raise errors.Conflict(f"run {run_id!r} is already {state}")
@@ -518,11 +529,11 @@ class Store:
             conn.execute(update(attempts).where(
                 attempts.c.run_id == run_id, attempts.c.outcome == AttemptOutcome.RUNNING,
             ).values(outcome=AttemptOutcome.FAILED, finished_at=now, error_type="Cancelled",
-                     error_message="the run was cancelled"))
+                     error_message=reason))
             conn.execute(update(ti).where(
                 ti.c.run_id == run_id, ti.c.state.in_(UNFINISHED_TASK),
             ).values(state=TaskState.CANCELLED, finished_at=now, lease_expires_at=None,
-                     error="the run was cancelled"))
+                     error=reason))
         return [c for c in running if c]
 
     @staticmethod

@@ -55,6 +55,7 @@ runs = Table(
     Column("failed_tasks", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
+    Column("deadline", UTCDateTime),
     UniqueConstraint("dag_id", "idempotency_key", name="uq_runs_dag_idempotency_key"),
 )
 Index("ix_runs_dag_created", runs.c.dag_id, runs.c.created_at)

@@ -275,3 +275,9 @@ def early() -> None:
     fast = quick.override(task_id="fast")()
     slow = gated.override(task_id="slow")()
     quick.override(task_id="first_one", trigger_rule="one_success")() << [fast, slow]
+
+
+@dag(id="slowrun", timeout=2)
+def slowrun() -> None:
+    """Its only task waits for a gate nobody opens: the run times out."""
+    tracked.override(task_id="after")(gated())

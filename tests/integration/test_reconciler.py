@@ -120,3 +120,17 @@ def test_two_coordinators_one_killed_mid_run(broker_url: str, database_url: str,
     assert [len(ledger.of(run_id, t)) for t in ("first", "gated", "last")] == [1, 2, 1]
     assert [a.outcome for a in run.tasks["gated"].attempts] == [
         AttemptOutcome.LOST, AttemptOutcome.SUCCESS]
+
+
+def test_a_run_past_its_timeout_is_failed_by_the_coordinator(
+        broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
+    settings = make_settings(broker_url, database_url, reconcile_interval=0.2)
+    with LocalStack(settings, workers=1, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        run_id = client.submit("slowrun")
+        run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.FAILED
+    assert run.tasks["gated"].state == TaskState.CANCELLED
+    assert run.tasks["gated"].error == "the run exceeded its DAG's timeout"
+    assert run.tasks["after"].state == TaskState.CANCELLED
+    assert ledger.of(run_id, "gated") and not ledger.of(run_id, "after")

@@ -208,7 +208,7 @@ def test_unknown_keys_that_yaml_reads_as_booleans(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path, exc = load_error(tmp_path, "id: x\nschedule: daily\ntasks: [{id: a, shell: echo}]\n")
     assert str(exc) == (f"{path}: DAG 'x': unknown key(s) ['schedule']; allowed: "
-                        "['description', 'id', 'params', 'tasks']")
+                        "['description', 'id', 'params', 'tasks', 'timeout']")
 
 
 def test_unknown_param_key(tmp_path: Path) -> None:
