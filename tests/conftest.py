@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +37,23 @@ FAST = {"lease_seconds": 1.0, "task_timeout_max": 5.0, "visibility_timeout": 8.0
 
 for _key in [k for k in os.environ if k.startswith("ORCH_") and not k.startswith("ORCH_TEST_")]:
     del os.environ[_key]  # a developer's own ORCH_* settings must not leak into tests
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a test starts itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition",

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from orchestrator import errors
 from orchestrator.client import Client
 from orchestrator.states import RunState, TaskState
-from tests.conftest import Ledger, wait_until
+from tests.conftest import Ledger, alive, wait_until
 
 pytestmark = pytest.mark.integration
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split()[2] != "Z"
 
 
 def test_cancel_terminates_the_running_task_and_starts_nothing_more(
@@ -33,7 +23,7 @@ def test_cancel_terminates_the_running_task_and_starts_nothing_more(
     assert {t: ti.state for t, ti in run.tasks.items()} == {
         "first": "success", "gated": "cancelled", "last": "cancelled"}
     assert run.tasks["last"].error == "the run was cancelled"
-    wait_until(lambda: not _alive(entry["pid"]), timeout=30,
+    wait_until(lambda: not alive(entry["pid"]), timeout=30,
                what="the process running 'gated' to be terminated")
     ledger.open_gate(run_id, "go")  # too late: nothing of this run may run any more
     assert not ledger.of(run_id, "last")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,22 +13,17 @@ from orchestrator.broker import EmbeddedBroker
 from orchestrator.client import Client
 from orchestrator.stack import LocalStack
 from orchestrator.states import RunState
-from tests.conftest import Ledger, make_settings, wait_until
+from tests.conftest import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def isolated(database_url: str, ledger_dir: Path, tmp_path: Path) -> Iterator[LocalStack]:
     """A broker of its own, so "nothing left in flight" means this test's messages; a
     fourth pool process takes duplicates while the three parents still run."""
-    with EmbeddedBroker(port=_free_port()) as url, \
+    with EmbeddedBroker(port=free_port()) as url, \
             LocalStack(make_settings(url, database_url), workers=1, concurrency=4,
                        log_dir=str(tmp_path)) as stack:
         yield stack
@@ -65,7 +59,7 @@ def test_every_message_into_a_fan_in_delivered_twice(isolated: LocalStack,
 def test_a_task_longer_than_the_visibility_timeout_never_overlaps(
         database_url: str, ledger: Ledger, tmp_path: Path) -> None:
     """The broker redelivers the still-running task's message; it is parked, not run."""
-    with EmbeddedBroker(port=_free_port()) as url, \
+    with EmbeddedBroker(port=free_port()) as url, \
             LocalStack(make_settings(url, database_url, task_timeout_max=1.0,
                                      visibility_timeout=2.0, unacked_restore_interval=0.5),
                        workers=1, concurrency=2, log_dir=str(tmp_path)) as stack, \

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,25 +18,11 @@ import pytest
 from orchestrator.client import Client
 from orchestrator.stack import LocalStack
 from orchestrator.states import RunState
-from tests.conftest import ROOT, make_settings, wait_until
+from tests.conftest import ROOT, alive, free_port, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie still answers kill(0); it is gone for our purposes
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _descendants(pid: int) -> set[int]:
@@ -62,10 +47,10 @@ def test_embedded_broker_dies_with_a_sigkilled_launcher(tmp_path: Path) -> None:
                                 stdout=subprocess.PIPE, text=True)
     assert launcher.stdout is not None
     server_pid = int(launcher.stdout.readline())
-    assert _alive(server_pid)
+    assert alive(server_pid)
     launcher.kill()
     launcher.wait()
-    wait_until(lambda: not _alive(server_pid), timeout=30,
+    wait_until(lambda: not alive(server_pid), timeout=30,
                what="the Valkey server to stop after its launcher was SIGKILLed")
 
 
@@ -73,7 +58,7 @@ def test_embedded_broker_dies_with_a_sigkilled_launcher(tmp_path: Path) -> None:
 def test_up_stops_everything_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update(ORCH_DATABASE_URL=f"sqlite:///{tmp_path / 'up.db'}",
-               ORCH_FLOWER_PORT=str(_free_port()), ORCH_FLOWER_PASSWORD="pw")
+               ORCH_FLOWER_PORT=str(free_port()), ORCH_FLOWER_PASSWORD="pw")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -93,14 +78,14 @@ def test_up_stops_everything_on_signal(tmp_path: Path, sig: signal.Signals) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    wait_until(lambda: not any(_alive(p) for p in children), timeout=30,
+    wait_until(lambda: not any(alive(p) for p in children), timeout=30,
                what="every process `up` started to stop")
 
 
 @pytest.fixture
 def flower_stack(broker_url: str, database_url: str, ledger_dir: Path,
                  tmp_path: Path) -> Iterator[LocalStack]:
-    settings = make_settings(broker_url, database_url, flower_port=_free_port(),
+    settings = make_settings(broker_url, database_url, flower_port=free_port(),
                              flower_password="secret")
     with LocalStack(settings, workers=1, flower=True, log_dir=str(tmp_path)) as s:
         yield s

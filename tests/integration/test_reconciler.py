@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,16 @@ from orchestrator.client import Client
 from orchestrator.stack import LocalStack
 from orchestrator.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Stalled, Store
-from tests.conftest import Ledger, make_settings, wait_until
+from tests.conftest import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 WAIT_S = 90
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
 def own_broker() -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(port=_free_port())
+    broker = EmbeddedBroker(port=free_port())
     broker.start()
     yield broker
     broker.stop()
