@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -139,7 +140,9 @@ def _show(run: records.Run, as_json: bool) -> None:
     out.print(f"run [bold]{run.id}[/bold]  dag {run.dag_id}  "
               f"[{_STYLE.get(run.state, 'white')}]{run.state}[/]")
     table = Table("task", "state", "attempts", "duration", "worker", "result / error")
-    for t in run.tasks.values():
+    never = dt.datetime.max.replace(tzinfo=dt.UTC)
+    # in the order they ran (tasks that never started last), as a reader follows a run
+    for t in sorted(run.tasks.values(), key=lambda t: (t.started_at or never, t.task_id)):
         detail = t.error if t.error else json.dumps(t.result, default=str)
         dur = f"{t.duration_s:.3f}s" if t.duration_s is not None else ""
         table.add_row(t.task_id, f"[{_STYLE.get(t.state, 'white')}]{t.state}[/]",
