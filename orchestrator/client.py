@@ -179,10 +179,6 @@ class Client:
             if sub is not None:
                 sub.close()
 
-    @staticmethod
-    def succeeded(run: records.Run) -> bool:
-        return run.state == RunState.SUCCESS
-
 
 def _reset_plan(p: plan.Plan, state: Mapping[str, TaskState],
                 targets: set[str]) -> dict[str, tuple[TaskState, int, int, int]]:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from orchestrator import dispatch, errors
 from orchestrator.broker import EmbeddedBroker
@@ -219,9 +219,3 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 def _exit_on_sigterm(_signum: int, _frame: types.FrameType | None) -> None:
     # Turn SIGTERM into SystemExit so every `finally` and `with` runs its cleanup.
     raise SystemExit(143)
-
-
-@contextlib.contextmanager
-def stack(settings: Settings, **kwargs: object) -> Iterator[LocalStack]:
-    with LocalStack(settings, **kwargs) as s:  # type: ignore[arg-type]
-        yield s
