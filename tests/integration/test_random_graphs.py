@@ -1,0 +1,79 @@
+"""Hypothesis draws graphs: cyclic ones are rejected naming a real cycle, with nothing
+written and nothing sent; acyclic ones run to success on a real worker."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from orchestrator import discovery, errors
+from orchestrator.client import Client
+from orchestrator.stack import LocalStack
+from orchestrator.states import RunState
+from tests.conftest import make_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], bool]:
+    """(nodes, edges parent -> child, cyclic?)."""
+    n = draw(st.integers(min_value=2, max_value=8))
+    edges = [(i, j) for i in range(n) for j in range(i + 1, n) if draw(st.booleans())]
+    cyclic = bool(edges) and draw(st.booleans())
+    if cyclic:
+        i, j = draw(st.sampled_from(edges))
+        edges.append((j, i))  # closes a cycle through i -> ... -> j
+    return n, edges, cyclic
+
+
+def _write(folder: Path, dag_id: str, n: int, edges: list[tuple[int, int]]) -> Path:
+    tasks = [{"id": f"t{k}", "shell": f"echo {k}",
+              "upstream": [f"t{i}" for i, j in edges if j == k]} for k in range(n)]
+    path = folder / f"{dag_id}.yaml"
+    path.write_text(yaml.safe_dump({"id": dag_id, "tasks": tasks}))
+    return path
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(graph=graphs())
+@example(graph=(3, [(0, 1), (1, 2), (2, 0)], True))  # both kinds, whatever is drawn
+@example(graph=(4, [(0, 1), (0, 2), (1, 3), (2, 3)], False))
+def test_random_graphs(graph: tuple[int, list[tuple[int, int]], bool], broker_url: str,
+                       database_url: str, tmp_path: Path) -> None:
+    n, edges, cyclic = graph
+    folder = tmp_path / f"dags_{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    dag_id = f"g_{uuid.uuid4().hex[:8]}"
+    path = _write(folder, dag_id, n, edges)
+    s = make_settings(broker_url, database_url, dags_path=folder)
+    if cyclic:
+        err = discovery.load(folder).errors[str(path)]
+        assert isinstance(err, errors.CycleError)
+        cycle = err.cycle
+        assert cycle[0] == cycle[-1]
+        assert all((int(a[1:]), int(b[1:])) in edges for a, b in itertools.pairwise(cycle))
+        with Client(s) as client:
+            before = client.store.count_rows()
+            with pytest.raises(errors.UnknownDag, match=path.name):
+                client.submit(dag_id)
+            assert client.store.count_rows() == before
+        r = redis.Redis.from_url(broker_url)
+        assert r.llen(s.default_queue) == 0
+        r.close()
+        return
+    with LocalStack(s, workers=1, concurrency=2, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        run = client.wait(client.submit(dag_id), timeout=120)
+    assert run.state == RunState.SUCCESS
+    assert {t: ti.result for t, ti in run.tasks.items()} == {f"t{k}": str(k) for k in range(n)}
+    for i, j in edges:  # every task started after each of its parents finished
+        assert run.tasks[f"t{j}"].started_at >= run.tasks[f"t{i}"].finished_at
