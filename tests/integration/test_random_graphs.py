@@ -77,3 +77,29 @@ def test_random_graphs(graph: tuple[int, list[tuple[int, int]], bool], broker_ur
     assert {t: ti.result for t, ti in run.tasks.items()} == {f"t{k}": str(k) for k in range(n)}
     for i, j in edges:  # every task started after each of its parents finished
         assert run.tasks[f"t{j}"].started_at >= run.tasks[f"t{i}"].finished_at
+
+
+_not_int = st.one_of(st.text(max_size=5), st.floats(allow_nan=True), st.booleans(),
+                     st.none(), st.lists(st.integers(), max_size=3),
+                     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(times=_not_int, extra=st.dictionaries(
+    st.text(min_size=1, max_size=6).filter(lambda k: k not in ("name", "times", "tags")),
+    st.integers(), max_size=2))
+def test_random_bad_params_write_and_send_nothing(times: object, extra: dict[str, int],
+                                                  broker_url: str, database_url: str) -> None:
+    s = make_settings(broker_url, database_url,
+                      dags_path=Path(__file__).resolve().parents[1] / "dags")
+    with Client(s) as client:
+        before = client.store.count_rows()
+        with pytest.raises(errors.ParamsError) as exc:
+            client.submit("typed", {"name": "ada", "times": times, **extra})
+        assert "'times' must be integer" in str(exc.value)
+        assert all(f"unknown param {k!r}" in str(exc.value) for k in extra)
+        assert client.store.count_rows() == before
+    r = redis.Redis.from_url(broker_url)
+    assert r.llen(s.default_queue) == 0
+    r.close()
