@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import dataclasses
 import datetime as dt
 import json
@@ -24,14 +23,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from orchestrator.stack import die_with_parent, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS_DIR = ROOT / "benchmarks" / "dags"
@@ -75,16 +76,6 @@ class Sample:
 
 
 # -- processes -------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    # Linux: SIGTERM the child when this process dies, so a killed bench leaves nothing.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def _exit_on_sigterm(_signum: int, _frame: types.FrameType | None) -> None:
-    raise SystemExit(143)
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -235,7 +226,7 @@ class RawWorker:
         self.log_path = log_path
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)
 
     def wait_ready(self, app: Any) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -516,8 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown workloads {sorted(unknown)}; known: {names}")
     workloads = [w for w in WORKLOADS if w.name in wanted]
 
-    if threading_is_main():
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, exit_on_sigterm)
     started = time.perf_counter()
     orch: dict[str, list[Sample]] = {}
     raw: dict[str, list[Sample]] = {}
@@ -569,11 +560,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"in {time.perf_counter() - started:.0f} s")
     return 0
 
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _version(dist: str) -> str | None:

@@ -148,7 +148,6 @@ class Client:
         Woken by the worker that ends the run (Redis pub/sub); the database is checked on
         every wake-up and at least once a second, so a lost notification costs one second."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self.store.run_state(run_id)  # an unknown run id fails here, not after the timeout
         total = 0
         sub = None
         if self.settings.broker_url:

@@ -9,7 +9,6 @@ parents (a join) always starts a segment and is released by the state database.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections import deque
 
 from orchestrator import errors
@@ -58,23 +57,16 @@ class Plan:
         """The successor that Celery's chain delivers after ``node`` succeeds, if any."""
         return self.chain_next.get(node)
 
-    @functools.cached_property
-    def _descendants(self) -> dict[str, tuple[str, ...]]:
-        return {}
-
     def descendants(self, node: str) -> tuple[str, ...]:
         """Every node downstream of ``node``, in topological order."""
-        cache = self._descendants
-        if node not in cache:
-            seen: set[str] = set()
-            todo = deque(self.downstream[node])
-            while todo:
-                n = todo.popleft()
-                if n not in seen:
-                    seen.add(n)
-                    todo.extend(self.downstream[n])
-            cache[node] = tuple(n for n in self.order if n in seen)
-        return cache[node]
+        seen: set[str] = set()
+        todo = deque(self.downstream[node])
+        while todo:
+            n = todo.popleft()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(self.downstream[n])
+        return tuple(n for n in self.order if n in seen)
 
 
 def build(dag: spec_.DagSpec) -> Plan:

@@ -26,7 +26,7 @@ from orchestrator.settings import Settings
 READY_TIMEOUT_S = 60.0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: the child gets SIGTERM when its parent dies, so a killed launcher does not
     # leave workers behind. Elsewhere this is a no-op.
     with contextlib.suppress(OSError, AttributeError):
@@ -58,7 +58,7 @@ class Worker:
         self._log = open(log_path, "ab") if log_path else None  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=settings_env(settings), start_new_session=True,
                                      stdout=self._log or subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     @property
     def pid(self) -> int:
@@ -127,7 +127,7 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         if threading.current_thread() is threading.main_thread():
-            self._old_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            self._old_handler = signal.signal(signal.SIGTERM, exit_on_sigterm)
         try:
             self.start()
         except BaseException:
@@ -163,7 +163,7 @@ class LocalStack:
                if self.log_dir else None)
         proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "coordinator"],
                                 env=settings_env(self.settings), start_new_session=True,
-                                preexec_fn=_die_with_parent, stdout=log or subprocess.DEVNULL,
+                                preexec_fn=die_with_parent, stdout=log or subprocess.DEVNULL,
                                 stderr=subprocess.STDOUT)
         if log:
             log.close()  # the child holds its own descriptor
@@ -187,7 +187,7 @@ class LocalStack:
                "--address=127.0.0.1", f"--port={self.settings.flower_port}",
                f"--basic-auth={self.settings.flower_user}:{self.flower_password}"]
         self.flower_proc = subprocess.Popen(cmd, start_new_session=True,
-                                            preexec_fn=_die_with_parent,
+                                            preexec_fn=die_with_parent,
                                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
@@ -216,6 +216,6 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         proc.wait()
 
 
-def _exit_on_sigterm(_signum: int, _frame: types.FrameType | None) -> None:
+def exit_on_sigterm(_signum: int, _frame: types.FrameType | None) -> None:
     # Turn SIGTERM into SystemExit so every `finally` and `with` runs its cleanup.
     raise SystemExit(143)

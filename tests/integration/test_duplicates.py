@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator import dispatch, plan
+from orchestrator import plan
 from orchestrator.broker import EmbeddedBroker
 from orchestrator.client import Client
 from orchestrator.stack import LocalStack
@@ -53,7 +53,6 @@ def test_every_message_into_a_fan_in_delivered_twice(isolated: LocalStack,
     assert client.result(run_id, "join_all") == [0, 1, 2]  # every parent, in order
     assert sorted(e["task"] for e in ledger.entries(run_id)) == ["join_all", "p0", "p1", "p2"]
     assert all(len(t.attempts) == 1 for t in final.tasks.values())
-    assert dispatch.task_name("fanin3", "parent") == "fanin3.parent"
 
 
 def test_a_task_longer_than_the_visibility_timeout_never_overlaps(
