@@ -26,7 +26,7 @@ _building: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
     "orchestrator_dag_builder", default=None)
 
 _TASK_OPTIONS = ("retries", "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout",
-                 "queue", "trigger_rule", "branch")
+                 "queue", "trigger_rule", "branch", "max_active")
 
 
 class Output:
@@ -65,6 +65,15 @@ class Output:
 
     def __repr__(self) -> str:
         return f"Output({self.task_id!r})"
+
+
+class _Item:
+    """Marks the argument a mapped task is called with once per item."""
+
+    __slots__ = ("output",)
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
 
 
 class Param:
@@ -124,6 +133,25 @@ class TaskFunction(Generic[P, R]):
         caller = sys._getframe(1)
         return builder.add(self, args, kwargs, caller.f_lineno)
 
+    def map(self, over: Output, /, *args: Any, **kwargs: Any) -> Output:
+        """Call this task once per item of ``over`` (an upstream task's list result), each
+        item as the first argument and ``args``/``kwargs`` as the rest, in parallel at run
+        time. The output is the list of their results, in item order. Bound how many run at
+        once with the ``max_active`` option."""
+        builder = _building.get()
+        if builder is None:
+            raise errors.DagError(f"{self.task_id}.map() is used inside a @dag function")
+        if not isinstance(over, Output):
+            raise errors.DagError(f"task {self.task_id!r}: map() takes an upstream task's "
+                                  f"output to map over, got {over!r}", dag_id=builder.dag_id)
+        try:
+            self._signature.bind(over, *args, **kwargs)
+        except TypeError as exc:
+            raise errors.DagError(f"task {self.task_id!r} mapped with bad arguments: {exc}",
+                                  dag_id=builder.dag_id) from None
+        caller = sys._getframe(1)
+        return builder.add(self, (_Item(over), *args), kwargs, caller.f_lineno)
+
 
 def _check_options(options: dict[str, Any]) -> None:
     unknown = set(options) - set(_TASK_OPTIONS)
@@ -139,13 +167,15 @@ def task(*, task_id: str | None = None, retries: int = 0, retry_backoff: float =
          retry_backoff_max: float = 300.0, retry_jitter: bool = True,
          timeout: float | None = None, queue: str | None = None,
          trigger_rule: str = "all_success", branch: bool = False,
+         max_active: int | None = None,
          ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, *, task_id: str | None = None,
          **options: Any) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
     """Declare a task. Options: retries, retry_backoff (first delay, s), retry_backoff_max,
-    retry_jitter, timeout (s), queue."""
+    retry_jitter, timeout (s), queue, trigger_rule, branch, max_active (a mapped task's
+    instances running at once)."""
     _check_options(options)
 
     def wrap(f: Callable[P, R]) -> TaskFunction[P, R]:
@@ -191,6 +221,8 @@ class _Builder:
             ups.append(first.task_id)
 
     def _arg(self, value: Any, task_id: str) -> dict[str, Any]:
+        if isinstance(value, _Item):
+            return {**self._arg(value.output, task_id), "kind": "item"}
         if isinstance(value, Output):
             if value._builder is not self:
                 raise errors.DagError(f"task {value.task_id!r} belongs to another DAG",

@@ -91,18 +91,21 @@ class Client:
     def rerun(self, run_id: str, *, from_task: str | None = None) -> list[str]:
         """Continue a finished run: rerun its failed and upstream_failed tasks (or
         ``from_task`` and everything downstream of it), keeping every other result.
-        Returns the task ids reset, in dependency order."""
+        A mapped task rerun from failure runs again only its instances that did not
+        succeed. Returns the task ids reset, in dependency order."""
         run = self.store.get_run(run_id, with_results=False)
         if not run.finished:
             raise errors.Conflict(f"run {run_id!r} is still running: wait for it first")
         dag = self.dagbag.get(run.dag_id)
-        if set(run.tasks) != {t.id for t in dag.tasks}:
+        state = {t: ti.state for t, ti in run.tasks.items() if ti.map_parent is None}
+        if set(state) != {t.id for t in dag.tasks}:
             raise errors.Conflict(f"DAG {dag.id!r} has changed since run {run_id!r}: "
                                   "its tasks differ, so it cannot be continued")
         p = self._plan(dag)
-        state = {t: ti.state for t, ti in run.tasks.items()}
         if from_task is not None:
-            dag.task(from_task)
+            if from_task not in state:
+                raise errors.UnknownTask(f"DAG {dag.id!r} has no task {from_task!r} (rerun "
+                                         "a mapped task as a whole, by its own id)")
             targets = {from_task, *p.descendants(from_task)}
         else:
             targets = {t for t, s in state.items()
@@ -112,8 +115,12 @@ class Client:
                                   "(name one with from_task)")
         reset = _reset_plan(p, state, targets)
         dispatcher = self._dispatcher
+        # From failure, a mapped task keeps its instances that succeeded; from a named
+        # task, every instance of the mapped tasks reset runs again.
+        redo = [t for t in reset if t in p.map_over] if from_task is not None else []
         done = self.store.rerun(run_id, reset, {t: dag.task(t).max_attempts for t in reset},
-                                leaves=[t for t in p.order if not p.downstream[t]])
+                                leaves=[t for t in p.order if not p.downstream[t]],
+                                redo_instances=redo)
         dispatcher.send(dag, p, run_id, done.ready, done.attempts)
         if done.run_state is not None:
             dispatcher.run_finished(run_id, done.run_state)

@@ -1,7 +1,8 @@
 """Run a DAG inside this process, in dependency order: the test harness for DAG authors.
 
-Branches and trigger rules apply as on workers; the first exception a task raises
-propagates (so a test sees it), which means failure-handling rules are not exercised here.
+Branches, trigger rules and mapping apply as on workers (mapped items run one by one);
+the first exception a task raises propagates (so a test sees it), which means
+failure-handling rules are not exercised here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator import operators, plan, spec, task_context, triggers
+from orchestrator import errors, operators, plan, spec, task_context, triggers
 
 
 def run_in_process(dag: spec.DagSpec, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -27,6 +28,17 @@ def run_in_process(dag: spec.DagSpec, params: Mapping[str, Any] | None = None) -
         if decision != triggers.Decision.RUN:
             continue
         t = dag.task(node)
+        if t.map_over is not None:
+            items = results[t.map_over]
+            if not isinstance(items, list):
+                raise errors.OrchestratorError(
+                    f"task {node!r} maps over {t.map_over!r}, which returned "
+                    f"{type(items).__name__}, not a list")
+            results[node] = [
+                operators.call(t, values, results, task_context.TaskContext(
+                    dag.id, run_id, spec.map_instance_id(node, i), 1, values), item)
+                for i, item in enumerate(items)]
+            continue
         ctx = task_context.TaskContext(dag.id, run_id, node, 1, values)
         results[node] = operators.call(t, values, results, ctx)
         if t.branch:

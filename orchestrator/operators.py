@@ -46,25 +46,33 @@ def resolve(path: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-def _value(arg: spec.TaskArg | spec.ParamArg | spec.ValueArg, params: Mapping[str, Any],
-           upstream: Mapping[str, Any]) -> Any:
+NO_ITEM: Any = object()
+
+
+def _value(arg: spec.TaskArg | spec.ParamArg | spec.ValueArg | spec.ItemArg,
+           params: Mapping[str, Any], upstream: Mapping[str, Any], item: Any) -> Any:
     if isinstance(arg, spec.TaskArg):
         return upstream[arg.task]
+    if isinstance(arg, spec.ItemArg):
+        if item is NO_ITEM:
+            raise errors.OrchestratorError(f"mapped task run without its item ({arg.task})")
+        return item
     if isinstance(arg, spec.ParamArg):
         return params[arg.param]
     return arg.value
 
 
 def call(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[str, Any],
-         ctx: task_context.TaskContext) -> Any:
-    """Run ``task`` with its arguments bound from ``params`` and upstream results."""
+         ctx: task_context.TaskContext, item: Any = NO_ITEM) -> Any:
+    """Run ``task`` with its arguments bound from ``params`` and upstream results (and, for
+    an instance of a mapped task, its ``item``)."""
     token = task_context.bind(ctx)
     try:
         if task.kind == "shell":
             return _shell(task, ctx)
         fn = resolve(task.callable or "")
-        args = [_value(a, params, upstream) for a in task.args]
-        kwargs = {k: _value(a, params, upstream) for k, a in task.kwargs.items()}
+        args = [_value(a, params, upstream, item) for a in task.args]
+        kwargs = {k: _value(a, params, upstream, item) for k, a in task.kwargs.items()}
         return fn(*args, **kwargs)
     finally:
         task_context.unbind(token)

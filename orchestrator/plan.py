@@ -27,6 +27,8 @@ class Plan:
     downstream: dict[str, tuple[str, ...]]
     chain_next: dict[str, str]
     trigger_rules: dict[str, TriggerRule]
+    map_over: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Mapped node -> the upstream node whose list it maps over."""
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -79,19 +81,21 @@ def build(dag: spec_.DagSpec) -> Plan:
     order = _topological(upstream, downstream)
     rules = {t.id: t.trigger_rule for t in dag.tasks}
     branching = {t.id for t in dag.tasks if t.branch}
+    map_over = {t.id: t.map_over for t in dag.tasks if t.map_over is not None}
     chain_next: dict[str, str] = {}
     depth: dict[str, int] = {}
     for n in order:
         kids = downstream[n]
         # Celery continues a chain only on success: chain only where success is what
-        # releases the child (default rule, no branch choosing for it).
+        # releases the child (default rule, no branch choosing for it). A mapped node's
+        # message only expands it; its child waits for every instance.
         if (len(kids) == 1 and len(upstream[kids[0]]) == 1 and n not in branching
-                and rules[kids[0]] == TriggerRule.ALL_SUCCESS):
+                and n not in map_over and rules[kids[0]] == TriggerRule.ALL_SUCCESS):
             length = depth.get(n, 1)
             if length < MAX_SEGMENT:
                 chain_next[n] = kids[0]
                 depth[kids[0]] = length + 1
-    return Plan(dag.id, order, upstream, downstream, chain_next, rules)
+    return Plan(dag.id, order, upstream, downstream, chain_next, rules, map_over)
 
 
 def _topological(upstream: dict[str, tuple[str, ...]],

@@ -37,6 +37,14 @@ class TaskInstance(_Record):
     queued_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    map_count: int | None = None
+    """A mapped task: how many items it was expanded to."""
+    map_done: int | None = None
+    map_failed: int | None = None
+    map_parent: str | None = None
+    """An instance of a mapped task (``name[i]``): the mapped task, its index and item."""
+    map_index: int | None = None
+    map_item: Any = None
     attempts: list[Attempt] = []
 
     @property

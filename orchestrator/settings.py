@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         "~1 ms per task, and Flower switches them on in the workers it watches.",
     )
     max_tasks: int = Field(default=100_000, description="Largest DAG accepted, in tasks.")
+    max_map_items: int = Field(
+        default=100_000, ge=0,
+        description="Most items one mapped task expands to; a longer list fails that task.")
 
     @model_validator(mode="after")
     def _visibility_above_timeouts(self) -> Settings:

@@ -63,7 +63,16 @@ class ValueArg(_Frozen):
     value: Any
 
 
-Arg = Annotated[TaskArg | ParamArg | ValueArg, Field(discriminator="kind")]
+class ItemArg(_Frozen):
+    """One item of an upstream task's list result: the task is mapped over that list, one
+    task instance per item."""
+
+    kind: Literal["item"] = "item"
+    task: str
+
+
+Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg, Field(discriminator="kind")]
+UpstreamArg = TaskArg | ItemArg
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 
@@ -94,6 +103,10 @@ class TaskSpec(_Frozen):
         default=False,
         description="The task returns the id (or list of ids) of the direct downstream "
         "tasks to follow; the others are skipped.")
+    max_active: int | None = Field(
+        default=None, ge=1,
+        description="For a mapped task: most of its instances queued or running at once "
+        "(default: no bound).")
     name: str | None = Field(
         default=None,
         description="Celery task name within the DAG (default: the id). Uses of one function "
@@ -105,9 +118,23 @@ class TaskSpec(_Frozen):
         """Upstream task ids, data and ordering, in first-mention order without repeats."""
         seen: dict[str, None] = dict.fromkeys(self.upstream)
         for arg in (*self.args, *self.kwargs.values()):
-            if isinstance(arg, TaskArg):
+            if isinstance(arg, TaskArg | ItemArg):
                 seen.setdefault(arg.task)
         return tuple(seen)
+
+    @property
+    def data_from(self) -> tuple[str, ...]:
+        """Upstream tasks whose whole result this task reads (not the one it maps over)."""
+        return tuple(dict.fromkeys(a.task for a in (*self.args, *self.kwargs.values())
+                                   if isinstance(a, TaskArg)))
+
+    @property
+    def map_over(self) -> str | None:
+        """The upstream task whose list result this task is mapped over, if it is mapped."""
+        for arg in (*self.args, *self.kwargs.values()):
+            if isinstance(arg, ItemArg):
+                return arg.task
+        return None
 
     @property
     def celery_name(self) -> str:
@@ -134,10 +161,29 @@ class DagSpec(_Frozen):
         self._by_id = {t.id: t for t in self.tasks}
 
     def task(self, task_id: str) -> TaskSpec:
+        """The task by id; a mapped instance's id (``name[3]``) gives its mapped task."""
         try:
             return self._by_id[task_id]
         except KeyError:
+            base, index = split_task_id(task_id)
+            if index is not None and base in self._by_id and self._by_id[base].map_over:
+                return self._by_id[base]
             raise errors.UnknownTask(f"DAG {self.id!r} has no task {task_id!r}") from None
+
+
+def map_instance_id(task_id: str, index: int) -> str:
+    """The task instance id of item ``index`` of mapped task ``task_id``: ``task_id[index]``
+    (brackets are not allowed in task ids, so it never collides with one)."""
+    return f"{task_id}[{index}]"
+
+
+def split_task_id(task_id: str) -> tuple[str, int | None]:
+    """``('name', 3)`` for a mapped instance ``name[3]``, ``(task_id, None)`` otherwise."""
+    if task_id.endswith("]"):
+        base, sep, index = task_id[:-1].partition("[")
+        if sep and index.isdigit():
+            return base, int(index)
+    return task_id, None
 
 
 def build(data: Mapping[str, Any], *, source: str | None = None,
@@ -223,6 +269,23 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
             raise errors.DagError(f"task {t.id!r}: argument {arg.value!r} is not JSON", **at)
     if t.retry_backoff_max < t.retry_backoff:
         raise errors.DagError(f"task {t.id!r}: retry_backoff_max is below retry_backoff", **at)
+    _check_mapping(t, at)
+
+
+def _check_mapping(t: TaskSpec, at: dict[str, Any]) -> None:
+    items = [a.task for a in (*t.args, *t.kwargs.values()) if isinstance(a, ItemArg)]
+    if not items:
+        if t.max_active is not None:
+            raise errors.DagError(f"task {t.id!r}: max_active bounds a mapped task, and this "
+                                  "task maps over nothing", **at)
+        return
+    if len(items) > 1:
+        raise errors.DagError(f"task {t.id!r} maps over {len(items)} lists ({items}); a task "
+                              "maps over one", **at)
+    if t.kind != "python":
+        raise errors.DagError(f"task {t.id!r}: only python tasks can be mapped", **at)
+    if t.branch:
+        raise errors.DagError(f"task {t.id!r}: a mapped task cannot branch", **at)
 
 
 def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:

@@ -18,8 +18,10 @@
         upstream: [load]                 # ordering only
 
 An argument written ``{task: ID}`` is an upstream task's result, ``{param: NAME}`` a run
-parameter; anything else is a literal. ``orchestrator/schema/dag.schema.json`` is the
-JSON Schema for editors.
+parameter, ``{item: ID}`` one item of an upstream task's list result (the task is then
+mapped: it runs once per item, at most ``max_active`` at a time, and its result is the
+list of theirs, in order); anything else is a literal.
+``orchestrator/schema/dag.schema.json`` is the JSON Schema for editors.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from orchestrator import errors, spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
-              "trigger_rule", "branch"}
+              "trigger_rule", "branch", "max_active"}
 _TOP_KEYS = {"id", "description", "params", "tasks", "timeout"}
 _PARAM_KEYS = {"type", "default", "description"}
 _JSON_TYPES: dict[type, spec.ParamType] = {
@@ -147,4 +149,6 @@ def _arg(value: Any) -> dict[str, Any]:
         (key, ref), = value.items()
         if key in ("task", "param") and isinstance(ref, str):
             return {"kind": key, key: ref}
+        if key == "item" and isinstance(ref, str):
+            return {"kind": "item", "task": ref}
     return {"kind": "value", "value": value}

@@ -60,10 +60,12 @@ class Runtime:
         dag = self.bag.get(dag_id)
         p = self.plans[dag_id]
         t = dag.task(task_id)
+        if t.map_over is not None and task_id == t.id:
+            return self._expand(task, dag, p, run_id, t, attempt)
         store = self.store
         claim = store.claim(run_id, task_id, attempt, worker=task.request.hostname or "?",
                             pid=os.getpid(), lease_seconds=self.settings.lease_seconds,
-                            data_from=_data_deps(t), max_lost=WORKER_LOSS_LIMIT,
+                            data_from=t.data_from, max_lost=WORKER_LOSS_LIMIT,
                             celery_id=task.request.id)
         if isinstance(claim, Busy):
             # Redelivered while its attempt runs under a live lease: look again once the
@@ -78,65 +80,80 @@ class Runtime:
                      dag_id, task_id, run_id, attempt)
             return "duplicate"
         if isinstance(claim, GiveUp):
-            return self._failed(task, dag, p, run_id, t, claim, "WorkerLost",
+            return self._failed(task, dag, p, run_id, task_id, t, claim, "WorkerLost",
                                 f"the worker running this task was lost "
                                 f"{claim.lost_attempts + 1} times", None)
         assert isinstance(claim, Claim)
-        return self._run(task, dag, p, run_id, t, claim)
+        return self._run(task, dag, p, run_id, task_id, t, claim)
 
-    def _run(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+    def _expand(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+                t: spec.TaskSpec, attempt: int) -> Any:
+        """A mapped task's own message: write an instance per item and send the first."""
+        task.request.chain = None
+        assert t.map_over is not None
+        adv = self.store.expand(run_id, t.id, attempt, source=t.map_over,
+                                max_active=t.max_active, max_attempts=t.max_attempts,
+                                max_items=self.settings.max_map_items,
+                                worker=task.request.hostname or "?", p=p)
+        if not adv.applied:
+            return "duplicate"
+        self._advance(dag, p, run_id, adv.ready, adv)
+        return None
+
+    def _run(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str, task_id: str,
              t: spec.TaskSpec, claim: Claim) -> Any:
-        ctx = TaskContext(dag.id, run_id, t.id, claim.attempt, claim.params)
+        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, claim.params)
+        item = claim.item if task_id != t.id else operators.NO_ITEM
         assert self._heartbeat is not None
-        self._heartbeat.watch(run_id, t.id, claim.attempt)
+        self._heartbeat.watch(run_id, task_id, claim.attempt)
         try:
-            result = operators.call(t, claim.params, claim.upstream, ctx)
+            result = operators.call(t, claim.params, claim.upstream, ctx, item)
             json.dumps(result, allow_nan=False)
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
-            return self._failed(task, dag, p, run_id, t, claim, "TaskTimeout",
+            return self._failed(task, dag, p, run_id, task_id, t, claim, "TaskTimeout",
                                 f"exceeded its timeout of {t.timeout} s", traceback.format_exc())
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
-            return self._failed(task, dag, p, run_id, t, claim, type(exc).__name__, str(exc),
-                                traceback.format_exc())
+            return self._failed(task, dag, p, run_id, task_id, t, claim, type(exc).__name__,
+                                str(exc), traceback.format_exc())
         self._heartbeat.clear()
         chosen = None
         if t.branch:
             try:
                 chosen = _branches(result, p.downstream[t.id])
             except ValueError as exc:
-                return self._failed(task, dag, p, run_id, t, claim, "BranchError", str(exc),
-                                    None)
-        adv = self.store.succeed(run_id, t.id, claim.attempt, result, p, chosen)
+                return self._failed(task, dag, p, run_id, task_id, t, claim, "BranchError",
+                                    str(exc), None)
+        adv = self.store.succeed(run_id, task_id, claim.attempt, result, p, chosen)
         if not adv.applied:
             task.request.chain = None
             return "superseded"
-        by_chain = p.released_by_chain(t.id)
+        by_chain = p.released_by_chain(task_id)
         if by_chain is not None and by_chain not in {n for n, _ in adv.ready}:
             task.request.chain = None  # the next link was not released: stop the chain
         self._advance(dag, p, run_id, [r for r in adv.ready if r[0] != by_chain], adv)
         return None
 
-    def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
+    def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str, task_id: str,
                 t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
                 tb: str | None) -> Any:
         task.request.chain = None
         attempt, max_attempts = claim.attempt, claim.max_attempts
         used = attempt - claim.lost_attempts  # lost attempts do not spend the user's retries
         retry = used < max_attempts
-        adv = self.store.fail(run_id, t.id, attempt, error_type=error_type, message=message,
+        adv = self.store.fail(run_id, task_id, attempt, error_type=error_type, message=message,
                               traceback=tb, retry=retry, p=p)
         if not adv.applied:
             return "superseded"
         if adv.retry_attempt is not None:
             # failures in this try: a rerun raised max_attempts by the attempts before it
             wait = retries.delay(t, max(1, used - (max_attempts - t.max_attempts)))
-            self._send(dag, p, run_id, [(t.id, adv.retry_attempt)], countdown=wait)
+            self._send(dag, p, run_id, [(task_id, adv.retry_attempt)], countdown=wait)
             raise Retry(f"{error_type}: {message}; attempt {adv.retry_attempt} in {wait:.2f} s",
                         when=wait)
         self._advance(dag, p, run_id, adv.ready, adv)
-        raise TaskFailed(f"{dag.id}.{t.id} failed: {error_type}: {message}")
+        raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}")
 
     def _advance(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
                  ready: list[tuple[str, int]], adv: Advance) -> None:
@@ -164,6 +181,3 @@ def _branches(result: Any, children: tuple[str, ...]) -> set[str]:
                          f"downstream tasks {list(children)}")
     return set(chosen)
 
-
-def _data_deps(t: spec.TaskSpec) -> tuple[str, ...]:
-    return tuple(a.task for a in (*t.args, *t.kwargs.values()) if isinstance(a, spec.TaskArg))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from orchestrator import errors, plan, records, triggers
+from orchestrator import errors, plan, records, spec
 from orchestrator.states import (
     FINISHED_TASK,
     UNFINISHED_TASK,
@@ -26,12 +26,12 @@ from orchestrator.states import (
     RunState,
     TaskState,
 )
+from orchestrator.store import advance, mapping
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
 from orchestrator.store.tables import attempts, runs, task_instances
 
 ti = task_instances
-_IN_CHUNK = 900  # stays under every backend's bound-parameter limit
 
 
 def _now() -> dt.datetime:
@@ -54,6 +54,8 @@ class Claim:
     """Retry while ``attempt - lost_attempts`` is below this (a rerun raises it)."""
     params: dict[str, Any]
     upstream: dict[str, Any]
+    item: Any = None
+    """For an instance of a mapped task: its item."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,13 +202,13 @@ class Store:
             row = conn.execute(sql.CLAIM, {**key, "b_now": now, "b_worker": worker,
                                            "b_lease": wall + lease_seconds}).first()
             if row is not None:
-                lost, max_attempts = row.lost_attempts, row.max_attempts
+                lost, max_attempts, item = row.lost_attempts, row.max_attempts, row.map_item
             else:
                 taken = self._take_over(conn, key, now=now, wall=wall, worker=worker,
                                         lease_seconds=lease_seconds, max_lost=max_lost)
                 if not isinstance(taken, tuple):
                     return taken
-                lost, max_attempts, attempt = taken
+                lost, max_attempts, attempt, item = taken
                 key["b_attempt"] = attempt
             conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
                                              "b_celery_id": celery_id, "b_now": now})
@@ -215,12 +217,12 @@ class Store:
             if data_from:
                 upstream = dict(conn.execute(sql.RESULTS_OF, {"b_run": run_id,
                                                               "b_ids": list(data_from)}).all())
-        return Claim(attempt, lost, max_attempts, params, upstream)
+        return Claim(attempt, lost, max_attempts, params, upstream, item)
 
     @staticmethod
     def _take_over(conn: Connection, key: dict[str, Any], *, now: dt.datetime, wall: float,
                    worker: str, lease_seconds: float, max_lost: int,
-                   ) -> tuple[int, int, int] | GiveUp | Busy | None:
+                   ) -> tuple[int, int, int, Any] | GiveUp | Busy | None:
         """The attempt is not claimable: is the task running under a lease nobody renews?
 
         The message may name an older attempt than the row (a message redelivered after an
@@ -228,7 +230,8 @@ class Store:
         a compare-and-set on the row's current attempt and results are fenced by it."""
         run_id, task_id, attempt = key["b_run"], key["b_task"], key["b_attempt"]
         row = conn.execute(select(ti.c.state, ti.c.attempt, ti.c.lost_attempts,
-                                  ti.c.max_attempts, ti.c.lease_expires_at).where(
+                                  ti.c.max_attempts, ti.c.lease_expires_at,
+                                  ti.c.map_item).where(
             ti.c.run_id == run_id, ti.c.task_id == task_id)).first()
         if row is None or row.state != TaskState.RUNNING or row.attempt < attempt:
             return None
@@ -249,7 +252,7 @@ class Store:
             attempts.c.attempt == current,
         ).values(outcome=AttemptOutcome.LOST, finished_at=now, error_type="WorkerLost",
                  error_message="the worker stopped renewing its lease"))
-        return row.lost_attempts + 1, row.max_attempts, current + 1
+        return row.lost_attempts + 1, row.max_attempts, current + 1, row.map_item
 
 
     def _params(self, conn: Connection, run_id: str) -> dict[str, Any]:
@@ -284,10 +287,15 @@ class Store:
                 return Advance(applied=False)
             conn.execute(sql.END_ATTEMPT, {**key, "b_outcome": AttemptOutcome.SUCCESS,
                                            "b_now": now})
-            ready, finished, failed = self._propagate(
-                conn, run_id, p, [(task_id, TaskState.SUCCESS, chosen)], now)
-            run_state = self._count_down(conn, run_id, finished=1 + finished, failed=failed,
-                                         now=now)
+            parent, index = spec.split_task_id(task_id)
+            if index is None:
+                ready, finished, failed = advance.propagate(
+                    conn, run_id, p, [(task_id, TaskState.SUCCESS, chosen)], now)
+            else:
+                ended = mapping.instance_done(conn, run_id, parent, failed=False, p=p, now=now)
+                ready, finished, failed = ended.ready, ended.finished, ended.failed_leaves
+            run_state = advance.count_down(conn, run_id, finished=1 + finished, failed=failed,
+                                           now=now)
         return Advance(True, ready, run_state)
 
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str,
@@ -313,92 +321,43 @@ class Store:
                               traceback=traceback)
             if retry:
                 return Advance(True, retry_attempt=attempt + 1)
-            ready, finished, failed = self._propagate(
-                conn, run_id, p, [(task_id, TaskState.FAILED, None)], now)
-            leaf = 0 if p.downstream[task_id] else 1
-            run_state = self._count_down(conn, run_id, finished=1 + finished,
-                                         failed=failed + leaf, now=now)
+            parent, index = spec.split_task_id(task_id)
+            if index is None:
+                ready, finished, failed = advance.propagate(
+                    conn, run_id, p, [(task_id, TaskState.FAILED, None)], now)
+                failed += 0 if p.downstream[task_id] else 1
+            else:
+                ended = mapping.instance_done(conn, run_id, parent, failed=True, p=p, now=now)
+                ready, finished, failed = ended.ready, ended.finished, ended.failed_leaves
+            run_state = advance.count_down(conn, run_id, finished=1 + finished, failed=failed,
+                                           now=now)
         return Advance(True, ready, run_state)
 
-    @staticmethod
-    def _propagate(conn: Connection, run_id: str, p: plan.Plan,
-                   finished: list[tuple[str, TaskState, Collection[str] | None]],
-                   now: dt.datetime) -> tuple[list[tuple[str, int]], int, int]:
-        """Hand each finished task's outcome to its children and apply their trigger rules.
-
-        A child its rule settles as skipped or upstream_failed is finished too, and hands
-        that on in turn. Returns the children now ready (with their attempts), how many
-        tasks this settled, and how many of those are failed leaves (the run fails if any
-        leaf fails, as in Airflow)."""
-        ready: list[tuple[str, int]] = []
-        settled = failed_leaves = 0
-        todo = list(finished)
-        while todo:
-            parent, outcome, chosen = todo.pop()
-            decided = Store._count_parent(conn, run_id, p, parent, outcome, chosen, now, ready)
-            for state, children in decided.items():
-                rows = Store._settle(conn, run_id, children, state, parent, now)
-                if state == TaskState.QUEUED:
-                    ready += rows
-                    continue
-                settled += len(rows)
-                for task_id, _ in rows:
-                    if state == TaskState.UPSTREAM_FAILED and not p.downstream[task_id]:
-                        failed_leaves += 1
-                    todo.append((task_id, state, None))
-        return ready, settled, failed_leaves
-
-    @staticmethod
-    def _count_parent(conn: Connection, run_id: str, p: plan.Plan, parent: str,
-                      outcome: TaskState, chosen: Collection[str] | None, now: dt.datetime,
-                      ready: list[tuple[str, int]]) -> dict[TaskState, list[str]]:
-        """Count ``parent``'s outcome in each child; return the children a rule settled.
-
-        The hot path, a success reaching all_success children, is decided in SQL in the
-        same statement (appended to ``ready``); the other children are decided here."""
-        fast: list[str] = []
-        by_outcome: dict[TaskState, list[str]] = {}
-        for child in p.downstream[parent]:
-            o = TaskState.SKIPPED if chosen is not None and child not in chosen else outcome
-            rule = p.trigger_rules[child]
-            if o == TaskState.SUCCESS and rule == triggers.TriggerRule.ALL_SUCCESS:
-                fast.append(child)
-            else:
-                by_outcome.setdefault(o, []).append(child)
-        for chunk in _chunks(fast):
-            ready += [(r.task_id, r.attempt) for r in conn.execute(
-                sql.RELEASE_ON_SUCCESS, {"b_run": run_id, "b_ids": chunk, "b_now": now})
-                if r.remaining == 0 and r.state == TaskState.QUEUED]
-        decided: dict[TaskState, list[str]] = {}
-        for o, children in by_outcome.items():
-            bad = 1 if o in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) else 0
-            for chunk in _chunks(children):
-                for r in conn.execute(sql.RELEASE, {
-                        "b_run": run_id, "b_ids": chunk, "b_f": bad,
-                        "b_s": 1 if o == TaskState.SKIPPED else 0}):
-                    if r.state != TaskState.PENDING:
-                        continue
-                    n = len(p.upstream[r.task_id])
-                    d = triggers.decide(p.trigger_rules[r.task_id], n, n - r.remaining,
-                                        r.failed_up, r.skipped_up)
-                    if d != triggers.Decision.WAIT:
-                        state = (TaskState.QUEUED if d == triggers.Decision.RUN
-                                 else TaskState(d.value))
-                        decided.setdefault(state, []).append(r.task_id)
-        return decided
-
-    @staticmethod
-    def _settle(conn: Connection, run_id: str, children: list[str], state: TaskState,
-                parent: str, now: dt.datetime) -> list[tuple[str, int]]:
-        """Move children out of pending (compare-and-set: of racing parents, one decides)."""
-        out: list[tuple[str, int]] = []
-        for chunk in _chunks(children):
-            out += [(r.task_id, r.attempt) for r in conn.execute(sql.SETTLE, {
-                "b_run": run_id, "b_ids": chunk, "b_state": state,
-                "b_queued_at": now if state == TaskState.QUEUED else None,
-                "b_finished_at": None if state == TaskState.QUEUED else now,
-                "b_error": _why(state, parent)})]
-        return out
+    def expand(self, run_id: str, task_id: str, attempt: int, *, source: str,
+               max_active: int | None, max_attempts: int, max_items: int, worker: str,
+               p: plan.Plan) -> Advance:
+        """Start mapped task ``task_id`` over the list ``source`` returned: write its
+        instances and return the ones to send now (see :mod:`.mapping`). A list that
+        cannot be mapped fails the task; an empty one succeeds it with ``[]``."""
+        now = _now()
+        key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
+        with self._tx() as conn:
+            res = conn.execute(sql.START_MAPPED, {**key, "b_now": now, "b_worker": worker})
+            if res.rowcount != 1:
+                return Advance(applied=False)
+            items = conn.execute(sql.RESULT_OF, {"b_run": run_id, "b_task": source}).scalar()
+            error = mapping.problem(items, source, max_items)
+            ready: list[tuple[str, int]] = []
+            if error is None and isinstance(items, list):
+                ready = mapping.lay_out(conn, run_id, task_id, items, max_active=max_active,
+                                        max_attempts=max_attempts, now=now)
+            if error is not None or not ready:
+                ended = mapping.end(conn, run_id, task_id, p=p, now=now,
+                                    error=error and f"MapError: {error}")
+                return Advance(True, ended.ready, advance.count_down(
+                    conn, run_id, finished=ended.finished, failed=ended.failed_leaves,
+                    now=now))
+        return Advance(True, ready)
 
     @staticmethod
     def _end_attempt(conn: Connection, run_id: str, task_id: str, attempt: int,
@@ -407,19 +366,6 @@ class Store:
             attempts.c.run_id == run_id, attempts.c.task_id == task_id,
             attempts.c.attempt == attempt,
         ).values(outcome=outcome, finished_at=now, **error))
-
-    @staticmethod
-    def _count_down(conn: Connection, run_id: str, *, finished: int, failed: int,
-                    now: dt.datetime) -> RunState | None:
-        left, failures = conn.execute(sql.COUNT_DOWN, {
-            "b_run": run_id, "b_finished": finished, "b_failed": failed}).one()
-        if left > 0:
-            return None
-        state = RunState.FAILED if failures else RunState.SUCCESS
-        conn.execute(update(runs).where(runs.c.id == run_id,
-                                        runs.c.state == RunState.RUNNING).values(
-            state=state, finished_at=now))
-        return state
 
     # -- reconciler ----------------------------------------------------------------------
 
@@ -462,9 +408,12 @@ class Store:
     # -- rerun ---------------------------------------------------------------------------
 
     def rerun(self, run_id: str, reset: Mapping[str, tuple[TaskState, int, int, int]],
-              budgets: Mapping[str, int], leaves: Collection[str]) -> Rerun:
+              budgets: Mapping[str, int], leaves: Collection[str],
+              redo_instances: Collection[str] = ()) -> Rerun:
         """Reset finished tasks of a finished run to ``(state, remaining, failed_up,
-        skipped_up)`` as new attempts.
+        skipped_up)`` as new attempts. The instances of the mapped tasks in
+        ``redo_instances`` are set back to pending, so the mapped task's next expansion
+        runs them all (otherwise it keeps those that succeeded).
 
         The attempt number of every reset task goes up by one, so a message of the old
         attempt still in flight is rejected by the claim. Results of tasks not reset stay.
@@ -497,12 +446,16 @@ class Store:
                 if new_attempt is None:
                     raise errors.Conflict(f"task {task_id!r} of run {run_id!r} is not finished")
                 attempts_now[task_id] = new_attempt
+            for chunk in advance.chunks(list(redo_instances)):
+                conn.execute(update(ti).where(ti.c.run_id == run_id,
+                                              ti.c.map_parent.in_(chunk)).values(
+                    state=TaskState.PENDING))
             counts: dict[str, int] = dict(conn.execute(select(ti.c.state, func.count()).where(
                 ti.c.run_id == run_id).group_by(ti.c.state)).all())
             unfinished = sum(n for st, n in counts.items() if st not in FINISHED_TASK)
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 unfinished=unfinished, failed_tasks=self._failed_leaves(conn, run_id, leaves)))
-            run_state = (self._count_down(conn, run_id, finished=0, failed=0, now=now)
+            run_state = (advance.count_down(conn, run_id, finished=0, failed=0, now=now)
                          if unfinished == 0 else None)
         ready = [(t, attempts_now[t]) for t, (st, *_) in reset.items() if st == TaskState.QUEUED]
         return Rerun(ready, attempts_now, run_state)
@@ -539,7 +492,7 @@ class Store:
     @staticmethod
     def _failed_leaves(conn: Connection, run_id: str, leaves: Collection[str]) -> int:
         n = 0
-        for chunk in _chunks(list(leaves)):
+        for chunk in advance.chunks(list(leaves)):
             n += conn.execute(select(func.count()).select_from(ti).where(
                 ti.c.run_id == run_id, ti.c.task_id.in_(chunk),
                 ti.c.state.in_([TaskState.FAILED, TaskState.UPSTREAM_FAILED]))).scalar_one()
@@ -565,7 +518,7 @@ class Store:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
             if row is None:
                 raise errors.UnknownRun(f"no run {run_id!r}")
-            cols = [c for c in ti.c if with_results or c.name != "result"]
+            cols = [c for c in ti.c if with_results or c.name not in ("result", "map_item")]
             tis = conn.execute(select(*cols).where(ti.c.run_id == run_id)).mappings().all()
             atts = conn.execute(select(attempts).where(attempts.c.run_id == run_id).order_by(
                 attempts.c.task_id, attempts.c.attempt)).mappings().all()
@@ -604,19 +557,3 @@ class Store:
         with self._tx(write=False) as conn:
             return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
                     for t in (runs, task_instances, attempts)}
-
-
-def _why(state: TaskState, parent: str) -> str | None:
-    if state == TaskState.UPSTREAM_FAILED:
-        return f"upstream task {parent!r} did not succeed"
-    if state == TaskState.SKIPPED:
-        return f"skipped by its trigger rule after {parent!r}"
-    return None
-
-
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
-    for i in range(0, len(items), _IN_CHUNK):
-        yield list(items[i:i + _IN_CHUNK])
-
-
-

@@ -22,7 +22,15 @@ _this_attempt = (attempts.c.run_id == bindparam("b_run"),
 CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
     state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
     lease_expires_at=bindparam("b_lease"),
-).returning(ti.c.lost_attempts, ti.c.max_attempts)
+).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item)
+
+START_MAPPED = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
+    state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
+    error=None)
+"""A mapped task's message starts it: no lease, its instances carry their own."""
+
+RESULT_OF = select(ti.c.result).where(ti.c.run_id == bindparam("b_run"),
+                                      ti.c.task_id == bindparam("b_task"))
 
 START_ATTEMPT = insert(attempts).values(
     run_id=bindparam("b_run"), task_id=bindparam("b_task"), attempt=bindparam("b_attempt"),

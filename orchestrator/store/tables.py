@@ -81,10 +81,25 @@ task_instances = Table(
     Column("queued_at", UTCDateTime),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
+    # A mapped task's row stands for all its instances: map_count items, map_next the
+    # next to queue (the bound on instances in flight), map_done/map_failed counted by the
+    # transactions that finish instances; the one that finishes the last ends it.
+    Column("map_count", Integer),
+    Column("map_next", Integer),
+    Column("map_done", Integer),
+    Column("map_failed", Integer),
+    # An instance of a mapped task (task_id "name[i]"): its mapped task, index and item.
+    Column("map_parent", String(100)),
+    Column("map_index", Integer),
+    Column("map_item", Json),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
                          name="fk_task_instances_run"),
 )
 Index("ix_task_instances_state", task_instances.c.state, task_instances.c.run_id)
+# Partial: only instances of mapped tasks are in it, so other rows' writes never touch it.
+_instance = task_instances.c.map_parent.isnot(None)
+Index("ix_task_instances_map", task_instances.c.run_id, task_instances.c.map_parent,
+      task_instances.c.map_index, sqlite_where=_instance, postgresql_where=_instance)
 
 attempts = Table(
     "attempts", metadata,

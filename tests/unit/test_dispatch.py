@@ -47,3 +47,18 @@ def test_message_size_does_not_grow_with_the_dag() -> None:
     assert _message_bytes(_line(10), "t0") < capped
     # A fan-out root is one message however many children it releases later.
     assert _message_bytes(_wide(5000), "root") == _message_bytes(_wide(5), "root")
+
+
+def test_an_instance_of_a_mapped_task_is_one_small_message() -> None:
+    dag = spec.build({"id": "m", "tasks": [
+        {"id": "src", "kind": "python", "callable": "x:src"},
+        {"id": "sq", "kind": "python", "callable": "x:sq",
+         "args": [{"kind": "item", "task": "src"}]}]})
+    settings = Settings(broker_url="redis://127.0.0.1:1/0")
+    d = dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
+                            settings)
+    sig = d.signature(dag, "run1", "sq[99999]", 1)
+    # the item stays in the database: the message names the instance, whatever the list
+    assert sig.task == "m.sq"
+    assert sig.kwargs == {"dag": "m", "task": "sq[99999]", "run": "run1", "attempt": 1}
+    assert _message_bytes(dag, "sq") < 1000

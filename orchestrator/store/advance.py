@@ -1,0 +1,122 @@
+"""How a finished task hands its outcome on, inside the transaction that records it:
+its children count it and their trigger rules decide, and the run counts it down."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterator, Sequence
+
+from sqlalchemy import Connection, update
+
+from orchestrator import plan, triggers
+from orchestrator.states import RunState, TaskState
+from orchestrator.store import statements as sql
+from orchestrator.store.tables import runs
+
+_IN_CHUNK = 900  # stays under every backend's bound-parameter limit
+
+
+def propagate(conn: Connection, run_id: str, p: plan.Plan,
+               finished: list[tuple[str, TaskState, Collection[str] | None]],
+               now: dt.datetime) -> tuple[list[tuple[str, int]], int, int]:
+    """Hand each finished task's outcome to its children and apply their trigger rules.
+
+    A child its rule settles as skipped or upstream_failed is finished too, and hands
+    that on in turn. Returns the children now ready (with their attempts), how many
+    tasks this settled, and how many of those are failed leaves (the run fails if any
+    leaf fails, as in Airflow)."""
+    ready: list[tuple[str, int]] = []
+    settled = failed_leaves = 0
+    todo = list(finished)
+    while todo:
+        parent, outcome, chosen = todo.pop()
+        decided = _count_parent(conn, run_id, p, parent, outcome, chosen, now, ready)
+        for state, children in decided.items():
+            rows = _settle(conn, run_id, children, state, parent, now)
+            if state == TaskState.QUEUED:
+                ready += rows
+                continue
+            settled += len(rows)
+            for task_id, _ in rows:
+                if state == TaskState.UPSTREAM_FAILED and not p.downstream[task_id]:
+                    failed_leaves += 1
+                todo.append((task_id, state, None))
+    return ready, settled, failed_leaves
+
+def _count_parent(conn: Connection, run_id: str, p: plan.Plan, parent: str,
+                  outcome: TaskState, chosen: Collection[str] | None, now: dt.datetime,
+                  ready: list[tuple[str, int]]) -> dict[TaskState, list[str]]:
+    """Count ``parent``'s outcome in each child; return the children a rule settled.
+
+    The hot path, a success reaching all_success children, is decided in SQL in the
+    same statement (appended to ``ready``); the other children are decided here."""
+    fast: list[str] = []
+    by_outcome: dict[TaskState, list[str]] = {}
+    for child in p.downstream[parent]:
+        o = TaskState.SKIPPED if chosen is not None and child not in chosen else outcome
+        rule = p.trigger_rules[child]
+        if o == TaskState.SUCCESS and rule == triggers.TriggerRule.ALL_SUCCESS:
+            fast.append(child)
+        else:
+            by_outcome.setdefault(o, []).append(child)
+    for chunk in chunks(fast):
+        ready += [(r.task_id, r.attempt) for r in conn.execute(
+            sql.RELEASE_ON_SUCCESS, {"b_run": run_id, "b_ids": chunk, "b_now": now})
+            if r.remaining == 0 and r.state == TaskState.QUEUED]
+    decided: dict[TaskState, list[str]] = {}
+    for o, children in by_outcome.items():
+        bad = 1 if o in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) else 0
+        for chunk in chunks(children):
+            for r in conn.execute(sql.RELEASE, {
+                    "b_run": run_id, "b_ids": chunk, "b_f": bad,
+                    "b_s": 1 if o == TaskState.SKIPPED else 0}):
+                if r.state != TaskState.PENDING:
+                    continue
+                n = len(p.upstream[r.task_id])
+                d = triggers.decide(p.trigger_rules[r.task_id], n, n - r.remaining,
+                                    r.failed_up, r.skipped_up)
+                if d != triggers.Decision.WAIT:
+                    state = (TaskState.QUEUED if d == triggers.Decision.RUN
+                             else TaskState(d.value))
+                    decided.setdefault(state, []).append(r.task_id)
+    return decided
+
+def _settle(conn: Connection, run_id: str, children: list[str], state: TaskState,
+            parent: str, now: dt.datetime) -> list[tuple[str, int]]:
+    """Move children out of pending (compare-and-set: of racing parents, one decides)."""
+    out: list[tuple[str, int]] = []
+    for chunk in chunks(children):
+        out += [(r.task_id, r.attempt) for r in conn.execute(sql.SETTLE, {
+            "b_run": run_id, "b_ids": chunk, "b_state": state,
+            "b_queued_at": now if state == TaskState.QUEUED else None,
+            "b_finished_at": None if state == TaskState.QUEUED else now,
+            "b_error": _why(state, parent)})]
+    return out
+
+def count_down(conn: Connection, run_id: str, *, finished: int, failed: int,
+                now: dt.datetime) -> RunState | None:
+    left, failures = conn.execute(sql.COUNT_DOWN, {
+        "b_run": run_id, "b_finished": finished, "b_failed": failed}).one()
+    if left > 0:
+        return None
+    state = RunState.FAILED if failures else RunState.SUCCESS
+    conn.execute(update(runs).where(runs.c.id == run_id,
+                                    runs.c.state == RunState.RUNNING).values(
+        state=state, finished_at=now))
+    return state
+
+
+def _why(state: TaskState, parent: str) -> str | None:
+    if state == TaskState.UPSTREAM_FAILED:
+        return f"upstream task {parent!r} did not succeed"
+    if state == TaskState.SKIPPED:
+        return f"skipped by its trigger rule after {parent!r}"
+    return None
+
+
+def chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield list(items[i:i + _IN_CHUNK])
+
+
+
