@@ -77,6 +77,33 @@ def test_a_lost_worker_is_replaced_before_the_visibility_timeout(
     assert [len(ledger.of(run_id, t)) for t in ("first", "gated", "last")] == [1, 2, 1]
 
 
+def test_mapped_instances_lost_with_their_worker_run_again(
+        broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
+    settings = make_settings(broker_url, database_url, visibility_timeout=3600.0,
+                             reconcile_interval=0.3)
+    with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        victim = stack.add_worker("victim", concurrency=2)
+        run_id = client.submit("mapbound", {"n": 5})  # at most 2 instances in flight
+        wait_until(lambda: len(ledger.entries(run_id)) == 2, what="two instances to start")
+        victim.kill()
+        ledger.open_gate(run_id, "go")
+        stack.add_worker("rescuer", concurrency=2)
+        run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.SUCCESS
+    assert client.result(run_id, "total")["xs"] == list(range(5))
+    lost = {e["task"] for e in ledger.entries(run_id) if e["attempt"] == 1
+            and run.tasks[e["task"]].attempt == 2}
+    assert len(lost) == 2
+    for t in lost:
+        assert [a.outcome for a in run.tasks[t].attempts] == [
+            AttemptOutcome.LOST, AttemptOutcome.SUCCESS]
+    # each instance succeeded once; only the two lost with the worker ran twice
+    runs_of = {f"held[{i}]": len(ledger.of(run_id, f"held[{i}]")) for i in range(5)}
+    assert runs_of == {t: 2 if t in lost else 1 for t in runs_of}
+    assert len(ledger.of(run_id, "total")) == 1
+
+
 def test_racing_coordinators_decide_a_resend_once(database_url: str) -> None:
     store = Store(database_url)
     run_id = uuid.uuid4().hex
