@@ -15,12 +15,12 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from orchestrator import plan, spec
 from orchestrator.states import UNFINISHED_TASK, TaskState
 from orchestrator.store import advance
-from orchestrator.store.tables import attempts, runs, task_instances
+from orchestrator.store.tables import runs, task_instances
 
 ti = task_instances
 
@@ -52,7 +52,8 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
 
     After a rerun the rows exist: an instance that succeeded on the same item keeps its
     result, the others start over as their next attempt (so a message of an earlier
-    attempt is still fenced off), and rows past the end of a shorter list go."""
+    attempt is still fenced off), and rows past the end of a shorter list are skipped
+    (kept, not deleted, so their attempt numbers never restart)."""
     existing = {r.map_index: r for r in conn.execute(select(
         ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.map_item).where(
         ti.c.run_id == run_id, ti.c.map_parent == task_id))}
@@ -61,11 +62,11 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
     todo = [i for i in range(len(items)) if i not in kept]
     first = set(todo if max_active is None else todo[:max_active])
     was_unfinished = sum(1 for r in existing.values() if r.state in UNFINISHED_TASK)
-    gone = [r.task_id for i, r in existing.items() if i >= len(items)]
-    for chunk in advance.chunks(gone):
-        conn.execute(delete(attempts).where(attempts.c.run_id == run_id,
-                                            attempts.c.task_id.in_(chunk)))
-        conn.execute(delete(ti).where(ti.c.run_id == run_id, ti.c.task_id.in_(chunk)))
+    beyond = [r.task_id for i, r in existing.items() if i >= len(items)]
+    for chunk in advance.chunks(beyond):
+        conn.execute(update(ti).where(ti.c.run_id == run_id, ti.c.task_id.in_(chunk)).values(
+            state=TaskState.SKIPPED, finished_at=now, lease_expires_at=None,
+            error="past the end of the list it was mapped over"))
 
     def state(i: int) -> dict[str, Any]:
         queued = i in first
@@ -87,7 +88,7 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
         map_count=len(items), map_next=0, map_done=len(kept), map_failed=0, result=None))
     conn.execute(update(runs).where(runs.c.id == run_id).values(
         unfinished=runs.c.unfinished + len(todo) - was_unfinished,
-        total_tasks=runs.c.total_tasks + len(new) - len(gone)))
+        total_tasks=runs.c.total_tasks + len(new)))
     queued = sorted(first)
     if queued:
         _move_cursor(conn, run_id, task_id, queued[-1] + 1)
@@ -144,7 +145,8 @@ def end(conn: Connection, run_id: str, task_id: str, *, p: plan.Plan, now: dt.da
     item order, or failed with ``error``; then hand the outcome on to its children."""
     state = TaskState.FAILED if error else TaskState.SUCCESS
     result = None if error else list(conn.execute(select(ti.c.result).where(
-        ti.c.run_id == run_id, ti.c.map_parent == task_id).order_by(ti.c.map_index)).scalars())
+        ti.c.run_id == run_id, ti.c.map_parent == task_id,
+        ti.c.state == TaskState.SUCCESS).order_by(ti.c.map_index)).scalars())
     conn.execute(update(ti).where(
         ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.state == TaskState.RUNNING,
     ).values(state=state, result=result, error=error, finished_at=now))

@@ -80,3 +80,13 @@ def whoami(x: int) -> list[Any]:
 @dag(id="mapctx")
 def mapctx() -> None:
     whoami.map(listing(3))
+
+
+@task
+def varying() -> list[int]:
+    return [1, 2] if gate_open("short") else [1, 2, 3, 4]
+
+
+@dag(id="mapvary")
+def mapvary() -> None:
+    total(square.map(varying()))

@@ -133,3 +133,21 @@ def test_cancel_stops_the_instances_still_to_run(client: Client, ledger: Ledger)
     # nothing new starts: the cancelled instances' rows refuse any claim
     assert client.store.run_state(run_id) == RunState.CANCELLED
     assert {e["task"] for e in ledger.entries(run_id)} <= {f"held[{i}]" for i in range(6)}
+
+
+def test_a_rerun_over_a_shorter_list_skips_the_instances_past_its_end(
+        client: Client, ledger: Ledger) -> None:
+    run_id = client.submit("mapvary")
+    assert client.wait(run_id, timeout=WAIT_S).state == RunState.SUCCESS
+    assert client.result(run_id, "total")["xs"] == [1, 4, 9, 16]
+    ledger.open_gate(run_id, "short")
+    assert client.rerun(run_id, from_task="varying") == ["varying", "square", "total"]
+    run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.SUCCESS
+    assert client.result(run_id, "total")["xs"] == [1, 4]
+    inst = _instances(run.tasks, "square")
+    assert [(t.state, t.attempt) for t in inst] == [
+        (TaskState.SUCCESS, 2), (TaskState.SUCCESS, 2),
+        (TaskState.SKIPPED, 1), (TaskState.SKIPPED, 1)]
+    assert run.tasks["square"].map_count == 2
+    assert run.total_tasks == 3 + 4 and run.unfinished == 0
