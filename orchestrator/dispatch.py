@@ -23,8 +23,6 @@ from orchestrator.celery_config import celery_config
 from orchestrator.settings import Settings
 
 RUN_EVENTS_CHANNEL = "orchestrator:run-finished"
-TIME_LIMIT_GRACE_S = 10.0
-"""Between the soft limit (the task sees a timeout) and the hard kill of its process."""
 
 
 def task_name(dag_id: str, task_id: str) -> str:
@@ -44,13 +42,14 @@ class Dispatcher:
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
         self.default_queue = settings.default_queue
+        self.time_limit_grace = settings.time_limit_grace
 
     def signature(self, dag: spec.DagSpec, run_id: str, task_id: str, attempt: int) -> Signature:
         t = dag.task(task_id)
         options: dict[str, Any] = {"queue": t.queue or self.default_queue}
         if t.timeout is not None:
             options["soft_time_limit"] = t.timeout
-            options["time_limit"] = t.timeout + TIME_LIMIT_GRACE_S
+            options["time_limit"] = t.timeout + self.time_limit_grace
         return self.app.signature(
             task_name(dag.id, t.celery_name),
             kwargs={"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt},

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         description="Workers send task events from the start. Off by default: they cost "
         "~1 ms per task, and Flower switches them on in the workers it watches.",
     )
+    time_limit_grace: float = Field(
+        default=10.0, gt=0,
+        description="Seconds between a task's timeout (it sees TaskTimeout) and the kill of "
+        "its process; the coordinator fails an attempt still running after that.")
     max_tasks: int = Field(default=100_000, description="Largest DAG accepted, in tasks.")
     max_map_items: int = Field(
         default=100_000, ge=0,

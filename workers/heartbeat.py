@@ -19,16 +19,16 @@ class Heartbeat:
     def __init__(self, store: Store, lease_seconds: float) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
-        self._current: tuple[str, str, int] | None = None
+        self._current: tuple[str, str, int, str | None] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="orchestrator-heartbeat",
                                         daemon=True)
         self._thread.start()
 
-    def watch(self, run_id: str, task_id: str, attempt: int) -> None:
+    def watch(self, run_id: str, task_id: str, attempt: int, token: str | None) -> None:
         with self._lock:
-            self._current = (run_id, task_id, attempt)
+            self._current = (run_id, task_id, attempt, token)
 
     def clear(self) -> None:
         with self._lock:

@@ -18,9 +18,9 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from orchestrator import discovery, dispatch, errors, operators, plan, retries, spec
+from orchestrator import discovery, dispatch, errors, operators, plan, sending, spec
 from orchestrator.settings import Settings
-from orchestrator.store import Advance, Busy, Claim, GiveUp, Store
+from orchestrator.store import Busy, Claim, GiveUp, Store
 from orchestrator.task_context import TaskContext
 from workers.heartbeat import Heartbeat
 
@@ -44,6 +44,7 @@ class Runtime:
         self._pid = -1
         self._store: Store | None = None
         self._heartbeat: Heartbeat | None = None
+        self._sender: sending.Sender | None = None
 
     @property
     def store(self) -> Store:
@@ -52,9 +53,15 @@ class Runtime:
         if self._pid != os.getpid():
             self._store = Store(self.settings.database_url, migrate=False)
             self._heartbeat = Heartbeat(self._store, self.settings.lease_seconds)
+            self._sender = sending.Sender(self._store, self.dispatcher)
             self._pid = os.getpid()
         assert self._store is not None
         return self._store
+
+    @property
+    def sender(self) -> sending.Sender:
+        assert self._sender is not None, "the store property sets it up"
+        return self._sender
 
     def execute(self, task: Task, dag_id: str, task_id: str, run_id: str, attempt: int) -> Any:
         dag = self.bag.get(dag_id)
@@ -66,12 +73,12 @@ class Runtime:
         claim = store.claim(run_id, task_id, attempt, worker=task.request.hostname or "?",
                             pid=os.getpid(), lease_seconds=self.settings.lease_seconds,
                             data_from=t.data_from, max_lost=WORKER_LOSS_LIMIT,
-                            celery_id=task.request.id)
+                            celery_id=task.request.id, timeout=t.timeout)
         if isinstance(claim, Busy):
             # Redelivered while its attempt runs under a live lease: look again once the
             # lease says whether that worker is still alive.
             task.request.chain = None
-            self._send(dag, p, run_id, [(task_id, claim.attempt)],
+            self.sender.send(dag, p, run_id, [(task_id, claim.attempt)],
                        countdown=max(0.1, claim.lease_expires_at - time.time()) + 0.1)
             return "deferred"
         if claim is None:
@@ -80,9 +87,8 @@ class Runtime:
                      dag_id, task_id, run_id, attempt)
             return "duplicate"
         if isinstance(claim, GiveUp):
-            return self._failed(task, dag, p, run_id, task_id, t, claim, "WorkerLost",
-                                f"the worker running this task was lost "
-                                f"{claim.lost_attempts + 1} times", None)
+            return self._failed(task, dag, p, run_id, task_id, t, claim, claim.error_type,
+                                claim.message, None)
         assert isinstance(claim, Claim)
         return self._run(task, dag, p, run_id, task_id, t, claim)
 
@@ -97,7 +103,7 @@ class Runtime:
                                 worker=task.request.hostname or "?", p=p)
         if not adv.applied:
             return "duplicate"
-        self._advance(dag, p, run_id, adv.ready, adv)
+        self.sender.advance(dag, p, run_id, adv.ready, adv)
         return None
 
     def _run(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str, task_id: str,
@@ -105,7 +111,7 @@ class Runtime:
         ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, claim.params)
         item = claim.item if task_id != t.id else operators.NO_ITEM
         assert self._heartbeat is not None
-        self._heartbeat.watch(run_id, task_id, claim.attempt)
+        self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)
         try:
             result = operators.call(t, claim.params, claim.upstream, ctx, item)
             json.dumps(result, allow_nan=False)
@@ -125,14 +131,14 @@ class Runtime:
             except ValueError as exc:
                 return self._failed(task, dag, p, run_id, task_id, t, claim, "BranchError",
                                     str(exc), None)
-        adv = self.store.succeed(run_id, task_id, claim.attempt, result, p, chosen)
+        adv = self.store.succeed(run_id, task_id, claim.attempt, result, p, chosen, claim.token)
         if not adv.applied:
             task.request.chain = None
             return "superseded"
         by_chain = p.released_by_chain(task_id)
         if by_chain is not None and by_chain not in {n for n, _ in adv.ready}:
             task.request.chain = None  # the next link was not released: stop the chain
-        self._advance(dag, p, run_id, [r for r in adv.ready if r[0] != by_chain], adv)
+        self.sender.advance(dag, p, run_id, [r for r in adv.ready if r[0] != by_chain], adv)
         return None
 
     def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str, task_id: str,
@@ -143,30 +149,16 @@ class Runtime:
         used = attempt - claim.lost_attempts  # lost attempts do not spend the user's retries
         retry = used < max_attempts
         adv = self.store.fail(run_id, task_id, attempt, error_type=error_type, message=message,
-                              traceback=tb, retry=retry, p=p)
+                              traceback=tb, retry=retry, p=p,
+                              token=claim.token if isinstance(claim, Claim) else None)
         if not adv.applied:
             return "superseded"
-        if adv.retry_attempt is not None:
-            # failures in this try: a rerun raised max_attempts by the attempts before it
-            wait = retries.delay(t, max(1, used - (max_attempts - t.max_attempts)))
-            self._send(dag, p, run_id, [(task_id, adv.retry_attempt)], countdown=wait)
+        wait = self.sender.after_failure(dag, p, run_id, task_id, adv, used=used,
+                                         max_attempts=max_attempts)
+        if wait is not None:
             raise Retry(f"{error_type}: {message}; attempt {adv.retry_attempt} in {wait:.2f} s",
                         when=wait)
-        self._advance(dag, p, run_id, adv.ready, adv)
         raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}")
-
-    def _advance(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
-                 ready: list[tuple[str, int]], adv: Advance) -> None:
-        if ready:
-            self._send(dag, p, run_id, ready)
-        if adv.run_state is not None:
-            self.dispatcher.run_finished(run_id, adv.run_state)
-
-    def _send(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
-              heads: list[tuple[str, int]], countdown: float | None = None) -> None:
-        tails = [n for h, _ in heads for n in p.segment_from(h)[1:]]
-        tail_attempts = self.store.attempts_of(run_id, tails) if tails else {}
-        self.dispatcher.send(dag, p, run_id, heads, tail_attempts, countdown=countdown)
 
 
 def _branches(result: Any, children: tuple[str, ...]) -> set[str]:

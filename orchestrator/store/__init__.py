@@ -6,9 +6,10 @@ from orchestrator.store.repository import (
     Claim,
     GiveUp,
     NewRun,
+    Overdue,
     Rerun,
     Stalled,
     Store,
 )
 
-__all__ = ["Advance", "Busy", "Claim", "GiveUp", "NewRun", "Rerun", "Stalled", "Store"]
+__all__ = ["Advance", "Busy", "Claim", "GiveUp", "NewRun", "Overdue", "Rerun", "Stalled", "Store"]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from orchestrator import errors, plan, records, spec
@@ -29,7 +30,7 @@ from orchestrator.states import (
 from orchestrator.store import advance, mapping
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
-from orchestrator.store.tables import attempts, runs, task_instances
+from orchestrator.store.tables import attempts, leases, runs, task_instances
 
 ti = task_instances
 
@@ -56,16 +57,21 @@ class Claim:
     upstream: dict[str, Any]
     item: Any = None
     """For an instance of a mapped task: its item."""
+    token: str | None = None
+    """Fences this claim: its result and lease renewals count only while it holds."""
 
 
 @dataclasses.dataclass(frozen=True)
 class GiveUp:
-    """The attempt's worker was lost too many times: fail the task instead of running it."""
+    """Fail the lost attempt instead of taking it over: its worker was lost too many
+    times (no retries: a task that keeps killing its worker must not loop), or it is
+    past its timeout (retries as for any timeout)."""
 
     attempt: int
     lost_attempts: int
     max_attempts: int = 0
-    """No retries: a task that keeps killing its worker must not loop."""
+    error_type: str = "WorkerLost"
+    message: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +103,19 @@ class Stalled:
     attempt: int
     state: TaskState
     queued_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Overdue:
+    """A running attempt past its timeout that its worker did not stop."""
+
+    run_id: str
+    dag_id: str
+    task_id: str
+    attempt: int
+    lost_attempts: int
+    max_attempts: int
+    celery_id: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +209,8 @@ class Store:
 
     def claim(self, run_id: str, task_id: str, attempt: int, *, worker: str, pid: int,
               lease_seconds: float, data_from: Sequence[str], max_lost: int,
-              celery_id: str | None = None) -> Claim | GiveUp | Busy | None:
+              celery_id: str | None = None,
+              timeout: float | None = None) -> Claim | GiveUp | Busy | None:
         """Move a queued attempt to running; None if it is not ours to run.
 
         A message for an attempt that is running under an expired lease means its
@@ -198,14 +218,18 @@ class Store:
         now = _now()
         wall = time.time()
         key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
+        token = uuid.uuid4().hex
+        deadline = wall + timeout if timeout is not None else None
         with self._tx() as conn:
             row = conn.execute(sql.CLAIM, {**key, "b_now": now, "b_worker": worker,
-                                           "b_lease": wall + lease_seconds}).first()
+                                           "b_lease": wall + lease_seconds, "b_token": token,
+                                           "b_deadline": deadline}).first()
             if row is not None:
                 lost, max_attempts, item = row.lost_attempts, row.max_attempts, row.map_item
             else:
                 taken = self._take_over(conn, key, now=now, wall=wall, worker=worker,
-                                        lease_seconds=lease_seconds, max_lost=max_lost)
+                                        lease_seconds=lease_seconds, max_lost=max_lost,
+                                        token=token, deadline=deadline)
                 if not isinstance(taken, tuple):
                     return taken
                 lost, max_attempts, attempt, item = taken
@@ -217,12 +241,12 @@ class Store:
             if data_from:
                 upstream = dict(conn.execute(sql.RESULTS_OF, {"b_run": run_id,
                                                               "b_ids": list(data_from)}).all())
-        return Claim(attempt, lost, max_attempts, params, upstream, item)
+        return Claim(attempt, lost, max_attempts, params, upstream, item, token)
 
     @staticmethod
     def _take_over(conn: Connection, key: dict[str, Any], *, now: dt.datetime, wall: float,
-                   worker: str, lease_seconds: float, max_lost: int,
-                   ) -> tuple[int, int, int, Any] | GiveUp | Busy | None:
+                   worker: str, lease_seconds: float, max_lost: int, token: str,
+                   deadline: float | None) -> tuple[int, int, int, Any] | GiveUp | Busy | None:
         """The attempt is not claimable: is the task running under a lease nobody renews?
 
         The message may name an older attempt than the row (a message redelivered after an
@@ -231,20 +255,26 @@ class Store:
         run_id, task_id, attempt = key["b_run"], key["b_task"], key["b_attempt"]
         row = conn.execute(select(ti.c.state, ti.c.attempt, ti.c.lost_attempts,
                                   ti.c.max_attempts, ti.c.lease_expires_at,
-                                  ti.c.map_item).where(
+                                  ti.c.map_item, ti.c.deadline).where(
             ti.c.run_id == run_id, ti.c.task_id == task_id)).first()
         if row is None or row.state != TaskState.RUNNING or row.attempt < attempt:
             return None
         current = row.attempt
         if (row.lease_expires_at or 0) >= wall:
             return Busy(row.lease_expires_at, current)
+        if row.deadline is not None and row.deadline < wall:
+            return GiveUp(current, row.lost_attempts, row.max_attempts, "TaskTimeout",
+                          "exceeded its timeout, and its worker was lost")
         if row.lost_attempts + 1 >= max_lost:
-            return GiveUp(current, row.lost_attempts)
+            return GiveUp(current, row.lost_attempts,
+                          message=f"the worker running this task was lost "
+                                  f"{row.lost_attempts + 1} times")
         took = conn.execute(update(ti).where(
             ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == current,
             ti.c.state == TaskState.RUNNING, ti.c.lease_expires_at < wall,
         ).values(attempt=current + 1, lost_attempts=ti.c.lost_attempts + 1,
-                 started_at=now, worker=worker, lease_expires_at=wall + lease_seconds))
+                 started_at=now, worker=worker, lease_expires_at=wall + lease_seconds,
+                 token=token, deadline=deadline))
         if took.rowcount != 1:
             return None
         conn.execute(update(attempts).where(
@@ -267,22 +297,25 @@ class Store:
             self._params_cache[run_id] = cached
         return cached
 
-    def renew_lease(self, run_id: str, task_id: str, attempt: int, lease_seconds: float) -> bool:
+    def renew_lease(self, run_id: str, task_id: str, attempt: int, token: str | None,
+                    lease_seconds: float) -> bool:
         with self._tx() as conn:
             res = conn.execute(sql.RENEW_LEASE, {"b_run": run_id, "b_task": task_id,
-                                                 "b_attempt": attempt,
+                                                 "b_attempt": attempt, "b_token": token,
                                                  "b_lease": time.time() + lease_seconds})
             return res.rowcount == 1
 
     def succeed(self, run_id: str, task_id: str, attempt: int, result: Any, p: plan.Plan,
-                chosen: Collection[str] | None = None) -> Advance:
+                chosen: Collection[str] | None = None, token: str | None = None) -> Advance:
         """Record success and decide, in the same transaction, which successors are ready.
 
-        ``chosen``: for a branching task, the children to follow; the others are skipped."""
+        ``chosen``: for a branching task, the children to follow; the others are skipped.
+        ``token``: the claim's; a result from a claim that no longer holds is refused."""
         now = _now()
         key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
         with self._tx() as conn:
-            res = conn.execute(sql.SUCCEED, {**key, "b_result": result, "b_now": now})
+            res = conn.execute(sql.SUCCEED, {**key, "b_result": result, "b_now": now,
+                                             "b_token": token})
             if res.rowcount != 1:
                 return Advance(applied=False)
             conn.execute(sql.END_ATTEMPT, {**key, "b_outcome": AttemptOutcome.SUCCESS,
@@ -299,21 +332,23 @@ class Store:
         return Advance(True, ready, run_state)
 
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str,
-             message: str, traceback: str | None, retry: bool, p: plan.Plan) -> Advance:
+             message: str, traceback: str | None, retry: bool, p: plan.Plan,
+             token: str | None = None) -> Advance:
         """Record a failed attempt: schedule the next one, or fail the task and let its
         downstream tasks' trigger rules decide what follows."""
         now = _now()
         with self._tx() as conn:
             values: dict[str, Any] = {"error": f"{error_type}: {message}",
-                                      "lease_expires_at": None}
+                                      "lease_expires_at": None, "deadline": None}
             if retry:
                 values.update(state=TaskState.UP_FOR_RETRY, attempt=attempt + 1,
                               queued_at=now)
             else:
                 values.update(state=TaskState.FAILED, finished_at=now)
+            holder = [ti.c.token == token] if token is not None else []
             res = conn.execute(update(ti).where(
                 ti.c.run_id == run_id, ti.c.task_id == task_id, ti.c.attempt == attempt,
-                ti.c.state == TaskState.RUNNING).values(**values))
+                ti.c.state == TaskState.RUNNING, *holder).values(**values))
             if res.rowcount != 1:
                 return Advance(applied=False)
             self._end_attempt(conn, run_id, task_id, attempt, AttemptOutcome.FAILED, now,
@@ -369,11 +404,20 @@ class Store:
 
     # -- reconciler ----------------------------------------------------------------------
 
-    def stalled(self, *, queued_before: dt.datetime, lost_before: dt.datetime,
-                limit: int = 1000) -> list[Stalled]:
+    @property
+    def single_writer(self) -> bool:
+        """SQLite: one writer at a time, so one reconciler at a time (a lease) is enough."""
+        return self.engine.dialect.name == "sqlite"
+
+    def take_stalled(self, *, queued_before: dt.datetime, lost_before: dt.datetime,
+                     limit: int = 1000) -> list[Stalled]:
         """Queued (or due for retry) tasks sent before ``queued_before`` that no worker took,
         and running tasks whose lease expired and that were not sent again since
-        ``lost_before``."""
+        ``lost_before``: the caller is to send them again.
+
+        Each is taken by one caller only: the rows are locked (on PostgreSQL ``FOR UPDATE
+        SKIP LOCKED``, so coordinators running at once take disjoint rows, never waiting
+        on each other) and their ``queued_at`` moves on in the same transaction."""
         wall = time.time()
         waiting = ti.c.state.in_([TaskState.QUEUED, TaskState.UP_FOR_RETRY]) & (
             ti.c.queued_at < queued_before)
@@ -383,11 +427,31 @@ class Store:
                     ti.c.queued_at)
              .join(runs, runs.c.id == ti.c.run_id)
              .where(runs.c.state == RunState.RUNNING, waiting | lost)
-             .order_by(ti.c.queued_at).limit(limit))
-        with self._tx(write=False) as conn:
+             .order_by(ti.c.queued_at).limit(limit)
+             .with_for_update(skip_locked=True, of=ti))
+        with self._tx() as conn:
             rows = conn.execute(q).all()
+            if rows:
+                conn.execute(sql.MARK_RESENT, [
+                    {"b_run": r.run_id, "b_task": r.task_id, "b_attempt": r.attempt,
+                     "b_now": _now()} for r in rows])
         return [Stalled(r.run_id, r.dag_id, r.task_id, r.attempt, TaskState(r.state),
                         r.queued_at) for r in rows]
+
+    def overdue_tasks(self, *, grace: float, limit: int = 100) -> list[Overdue]:
+        """Running attempts more than ``grace`` seconds past their timeout: their worker
+        should have stopped them (Celery's hard time limit) and did not, or is gone."""
+        q = (select(ti.c.run_id, runs.c.dag_id, ti.c.task_id, ti.c.attempt,
+                    ti.c.lost_attempts, ti.c.max_attempts, attempts.c.celery_id)
+             .join(runs, runs.c.id == ti.c.run_id)
+             .outerjoin(attempts, (attempts.c.run_id == ti.c.run_id)
+                        & (attempts.c.task_id == ti.c.task_id)
+                        & (attempts.c.attempt == ti.c.attempt))
+             .where(runs.c.state == RunState.RUNNING, ti.c.state == TaskState.RUNNING,
+                    ti.c.deadline < time.time() - grace)
+             .limit(limit))
+        with self._tx(write=False) as conn:
+            return [Overdue(*r) for r in conn.execute(q).all()]
 
     def overdue_runs(self, limit: int = 100) -> list[str]:
         """Running runs past their deadline (their DAG's timeout)."""
@@ -396,14 +460,31 @@ class Store:
                 runs.c.state == RunState.RUNNING, runs.c.deadline < _now(),
             ).limit(limit)).scalars())
 
-    def mark_resent(self, s: Stalled) -> bool:
-        """Decide to send ``s`` again: True for exactly one caller (coordinators may race)."""
+    def lead(self, name: str, holder: str, ttl: float, *, wall: float | None = None) -> bool:
+        """Hold the lease ``name`` for ``ttl`` more seconds: True if ``holder`` has it now
+        (it was free, had expired, or was already theirs)."""
+        wall = time.time() if wall is None else wall
+        try:
+            with self._tx() as conn:
+                took = conn.execute(update(leases).where(
+                    leases.c.name == name,
+                    (leases.c.holder == holder) | (leases.c.expires_at < wall),
+                ).values(holder=holder, expires_at=wall + ttl))
+                if took.rowcount == 1:
+                    return True
+                if conn.execute(select(leases.c.name).where(leases.c.name == name)).first():
+                    return False
+                conn.execute(insert(leases).values(name=name, holder=holder,
+                                                   expires_at=wall + ttl))
+                return True
+        except IntegrityError:
+            return False  # another holder created it first
+
+    def release(self, name: str, holder: str) -> None:
+        """Give the lease up now, so a successor need not wait for it to expire."""
         with self._tx() as conn:
-            res = conn.execute(update(ti).where(
-                ti.c.run_id == s.run_id, ti.c.task_id == s.task_id, ti.c.attempt == s.attempt,
-                ti.c.state == s.state, ti.c.queued_at == s.queued_at,
-            ).values(queued_at=_now()))
-            return res.rowcount == 1
+            conn.execute(delete(leases).where(leases.c.name == name,
+                                              leases.c.holder == holder))
 
     # -- rerun ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ statements every task executes are constructed here once, with bound parameters.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, case, insert, literal, select, update
+from sqlalchemy import bindparam, case, insert, literal, or_, select, update
 
 from orchestrator.states import CLAIMABLE, AttemptOutcome, TaskState
 from orchestrator.store.tables import attempts, runs, task_instances
@@ -19,9 +19,15 @@ _this_attempt = (attempts.c.run_id == bindparam("b_run"),
                  attempts.c.task_id == bindparam("b_task"),
                  attempts.c.attempt == bindparam("b_attempt"))
 
+_token = bindparam("b_token", type_=ti.c.token.type)
+_holder = or_(ti.c.token == _token, _token.is_(None))
+"""The claim's holder (``b_token``), or anyone acting on the attempt as a whole (None:
+a worker giving up on a lost attempt, the coordinator timing one out)."""
+
 CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
     state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
-    lease_expires_at=bindparam("b_lease"),
+    lease_expires_at=bindparam("b_lease"), token=_token,
+    deadline=bindparam("b_deadline"),
 ).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item)
 
 START_MAPPED = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
@@ -42,12 +48,12 @@ RESULTS_OF = select(ti.c.task_id, ti.c.result).where(
 
 PARAMS_OF = select(runs.c.params).where(runs.c.id == bindparam("b_run"))
 
-RENEW_LEASE = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING).values(
+RENEW_LEASE = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING, _holder).values(
     lease_expires_at=bindparam("b_lease"))
 
-SUCCEED = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING).values(
+SUCCEED = update(ti).where(*_this_ti, ti.c.state == TaskState.RUNNING, _holder).values(
     state=TaskState.SUCCESS, result=bindparam("b_result", type_=ti.c.result.type),
-    finished_at=bindparam("b_now"), lease_expires_at=None, error=None)
+    finished_at=bindparam("b_now"), lease_expires_at=None, error=None, deadline=None)
 
 END_ATTEMPT = update(attempts).where(*_this_attempt).values(
     outcome=bindparam("b_outcome"), finished_at=bindparam("b_now"))
@@ -88,3 +94,6 @@ COUNT_DOWN = update(runs).where(runs.c.id == bindparam("b_run")).values(
     unfinished=runs.c.unfinished - bindparam("b_finished"),
     failed_tasks=runs.c.failed_tasks + bindparam("b_failed"),
 ).returning(runs.c.unfinished, runs.c.failed_tasks)
+
+MARK_RESENT = update(ti).where(*_this_ti).values(queued_at=bindparam("b_now"))
+"""The reconciler decided to send the attempt again (its row is locked meanwhile)."""

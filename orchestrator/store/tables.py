@@ -78,6 +78,10 @@ task_instances = Table(
     Column("error", Text),
     Column("worker", String(200)),
     Column("lease_expires_at", Float),
+    # The running attempt's fence (set by the claim, checked by its result and lease
+    # renewals) and the wall time by which its timeout says it must have ended.
+    Column("token", String(32)),
+    Column("deadline", Float),
     Column("queued_at", UTCDateTime),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
@@ -118,4 +122,12 @@ attempts = Table(
     ForeignKeyConstraint(["run_id", "task_id"],
                          ["task_instances.run_id", "task_instances.task_id"],
                          ondelete="CASCADE", name="fk_attempts_task_instance"),
+)
+
+leases = Table(
+    "leases", metadata,
+    # A named role only one process may hold at a time (the SQLite reconciler).
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )

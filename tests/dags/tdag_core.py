@@ -281,3 +281,14 @@ def early() -> None:
 def slowrun() -> None:
     """Its only task waits for a gate nobody opens: the run times out."""
     tracked.override(task_id="after")(gated())
+
+
+@task(timeout=5)
+def hang() -> None:
+    record()
+    wait_gate("go")
+
+
+@dag(id="hangs")
+def hangs() -> None:
+    quick.override(task_id="after_hang")() << hang()

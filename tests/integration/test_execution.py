@@ -10,7 +10,7 @@ import redis
 from orchestrator import errors, local
 from orchestrator.client import Client
 from orchestrator.states import AttemptOutcome, RunState, TaskState
-from orchestrator.store import Store
+from orchestrator.store import Claim, Store
 from tests.conftest import Ledger, plan_of, wait_until
 
 pytestmark = pytest.mark.integration
@@ -170,15 +170,20 @@ def test_store_rejects_late_results_from_a_superseded_attempt(client: Client) ->
                            max_attempts={"a": 3, "b": 1})
     claim = store.claim(run.run_id, "a", 1, worker="w1", pid=1, lease_seconds=60,
                         data_from=[], max_lost=3)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     p = plan_of({"a": [], "b": ["a"]})
     assert store.fail(run.run_id, "a", 1, error_type="E", message="m", traceback=None,
                       retry=True, p=p).retry_attempt == 2
-    assert store.claim(run.run_id, "a", 2, worker="w2", pid=2, lease_seconds=60,
-                       data_from=[], max_lost=3) is not None
+    second = store.claim(run.run_id, "a", 2, worker="w2", pid=2, lease_seconds=60,
+                         data_from=[], max_lost=3)
+    assert isinstance(second, Claim) and second.token and second.token != claim.token
     late = store.succeed(run.run_id, "a", 1, "late", p)
     assert not late.applied
-    ok = store.succeed(run.run_id, "a", 2, "fresh", p)
+    # the token fences within an attempt: only the claim that holds it writes for it
+    assert not store.renew_lease(run.run_id, "a", 2, "not-the-token", 60)
+    assert not store.succeed(run.run_id, "a", 2, "forged", p, token="not-the-token").applied
+    assert store.renew_lease(run.run_id, "a", 2, second.token, 60)
+    ok = store.succeed(run.run_id, "a", 2, "fresh", p, token=second.token)
     assert ok.applied and ok.ready == [("b", 1)]
     dup = store.succeed(run.run_id, "a", 2, "again", p)
     assert not dup.applied

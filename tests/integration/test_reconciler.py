@@ -5,17 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from orchestrator import discovery, dispatch
 from orchestrator.broker import EmbeddedBroker
 from orchestrator.client import Client
+from orchestrator.coordinator.reconciler import Reconciler
 from orchestrator.stack import LocalStack
 from orchestrator.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Stalled, Store
+from orchestrator.store.tables import task_instances
 from tests.conftest import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -104,19 +109,75 @@ def test_mapped_instances_lost_with_their_worker_run_again(
     assert len(ledger.of(run_id, "total")) == 1
 
 
+def _queued_run(store: Store, tasks: int = 1) -> str:
+    run_id = uuid.uuid4().hex
+    store.create_run(run_id=run_id, dag_id="d", params={},
+                     upstream={f"t{i}": [] for i in range(tasks)},
+                     max_attempts={f"t{i}": 1 for i in range(tasks)})
+    return run_id
+
+
+def _take(store: Store, cutoff: dt.datetime) -> list[Stalled]:
+    return store.take_stalled(queued_before=cutoff, lost_before=cutoff)
+
+
 def test_racing_coordinators_decide_a_resend_once(database_url: str) -> None:
     store = Store(database_url)
-    run_id = uuid.uuid4().hex
-    store.create_run(run_id=run_id, dag_id="d", params={}, upstream={"a": []},
-                     max_attempts={"a": 1})
-    old = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    (stalled,) = [s for s in store.stalled(queued_before=old, lost_before=old)
-                  if s.run_id == run_id]
     other = Store(database_url, migrate=False)
-    assert [store.mark_resent(stalled), other.mark_resent(stalled)] == [True, False]
-    again = Stalled(**{**stalled.__dict__})
-    assert not store.mark_resent(again)  # the first decision moved queued_at on
+    run_id = _queued_run(store)
+    (row,) = [t for t in store.get_run(run_id).tasks.values()]
+    assert row.queued_at is not None
+    cutoff = row.queued_at + dt.timedelta(microseconds=1)  # it looks stalled from here
+    taken = [s for s in _take(store, cutoff) if s.run_id == run_id]
+    assert [(s.task_id, s.attempt, s.state) for s in taken] == [("t0", 1, TaskState.QUEUED)]
+    # taking it moved queued_at past the cutoff: nobody takes it again
+    assert not [s for s in _take(other, cutoff) if s.run_id == run_id]
+    assert not [s for s in _take(store, cutoff) if s.run_id == run_id]
     other.dispose()
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_coordinators_skip_the_rows_another_one_holds(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    other = Store(postgres_url, migrate=False)
+    held, free = _queued_run(store), _queued_run(store)
+    cutoff = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    with other.engine.connect() as conn, conn.begin():
+        # another coordinator is in the middle of taking 'held': its row is locked
+        conn.execute(sa.select(task_instances.c.task_id).where(
+            task_instances.c.run_id == held).with_for_update())
+        mine = {s.run_id for s in _take(store, cutoff)}  # returns without waiting
+    assert free in mine and held not in mine
+    other.dispose()
+    store.dispose()
+
+
+def test_one_reconciler_at_a_time_holds_the_lease(database_url: str) -> None:
+    store = Store(database_url)
+    name = f"lease-{uuid.uuid4().hex[:8]}"
+    assert store.lead(name, "a", ttl=30)
+    assert not store.lead(name, "b", ttl=30)
+    assert store.lead(name, "a", ttl=30)  # renewed by its holder
+    later = time.time() + 31  # a has not renewed it for longer than its ttl
+    assert store.lead(name, "b", ttl=30, wall=later)
+    assert not store.lead(name, "a", ttl=30, wall=later)
+    store.release(name, "b")
+    assert store.lead(name, "a", ttl=30)  # released: no need to wait for it to expire
+    store.dispose()
+
+
+def test_on_sqlite_only_the_lease_holder_reconciles(tmp_path: Path) -> None:
+    settings = make_settings("redis://127.0.0.1:1/0", f"sqlite:///{tmp_path / 's.db'}")
+    store = Store(settings.database_url)
+    bag = discovery.load(settings.dags_path)
+    app = dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0")
+    first, second = (Reconciler(settings, store, dispatch.Dispatcher(app, settings), bag,
+                                name=n) for n in ("first", "second"))
+    assert first.leads() and not second.leads()
+    first.stop()
+    assert second.leads() and not first.leads()
+    app.close()
     store.dispose()
 
 
@@ -155,3 +216,25 @@ def test_a_run_past_its_timeout_is_failed_by_the_coordinator(
     assert run.tasks["gated"].error == "the run exceeded its DAG's timeout"
     assert run.tasks["after"].state == TaskState.CANCELLED
     assert ledger.of(run_id, "gated") and not ledger.of(run_id, "after")
+
+
+def test_a_task_past_its_timeout_whose_worker_is_gone_is_failed_by_the_coordinator(
+        broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
+    settings = make_settings(broker_url, database_url, reconcile_interval=0.2,
+                             time_limit_grace=0.5)
+    with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        victim = stack.add_worker("victim", concurrency=1)
+        run_id = client.submit("hangs")
+        wait_until(lambda: ledger.of(run_id, "hang"), what="'hang' to start")
+        victim.kill()  # no worker is left to time it out
+        run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.FAILED
+    hang = run.tasks["hang"]
+    assert hang.state == TaskState.FAILED
+    assert hang.error is not None and hang.error.startswith("TaskTimeout: exceeded its timeout")
+    assert "the coordinator did" in hang.error
+    assert [(a.outcome, a.error_type) for a in hang.attempts] == [
+        (AttemptOutcome.FAILED, "TaskTimeout")]
+    assert run.tasks["after_hang"].state == TaskState.UPSTREAM_FAILED
+    assert len(ledger.of(run_id, "hang")) == 1
