@@ -1,7 +1,8 @@
-r"""The quick-start DAG: a chain, a fan-out and a fan-in join, with data passed by value.
+r"""The quick-start DAG: a mapped task, a fan-out and a fan-in join, with data passed by
+value. ``square`` runs once per number ``extract`` returns (square[0], square[1], ...).
 
-    extract -> square -> total ---\
-                      \-> largest -> report
+    extract -> square[i] -> total ---\
+                         \-> largest -> report
 """
 
 from orchestrator import dag, task
@@ -12,9 +13,9 @@ def extract(n: int) -> list[int]:
     return list(range(1, n + 1))
 
 
-@task(retries=2, retry_backoff=0.5)
-def square(rows: list[int]) -> list[int]:
-    return [r * r for r in rows]
+@task(retries=2, retry_backoff=0.5, max_active=4)
+def square(x: int) -> int:
+    return x * x
 
 
 @task
@@ -35,5 +36,5 @@ def report(total: int, largest: int) -> str:
 @dag(id="example")
 def example(n: int = 10) -> None:
     """Square the numbers 1..n, then report their sum and the largest."""
-    squares = square(extract(n))
+    squares = square.map(extract(n))
     report(total(squares), largest(squares))

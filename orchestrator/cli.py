@@ -141,8 +141,13 @@ def _show(run: records.Run, as_json: bool) -> None:
               f"[{_STYLE.get(run.state, 'white')}]{run.state}[/]")
     table = Table("task", "state", "attempts", "duration", "worker", "result / error")
     never = dt.datetime.max.replace(tzinfo=dt.UTC)
-    # in the order they ran (tasks that never started last), as a reader follows a run
-    for t in sorted(run.tasks.values(), key=lambda t: (t.started_at or never, t.task_id)):
+    # In the order they ran (tasks that never started last), as a reader follows a run;
+    # a mapped task's instances right after it, in item order.
+    def order(t: records.TaskInstance) -> tuple[dt.datetime, str, int]:
+        head = run.tasks.get(t.map_parent or t.task_id, t)
+        return head.started_at or never, head.task_id, -1 if t.map_index is None else t.map_index
+
+    for t in sorted(run.tasks.values(), key=order):
         detail = t.error if t.error else json.dumps(t.result, default=str)
         dur = f"{t.duration_s:.3f}s" if t.duration_s is not None else ""
         table.add_row(t.task_id, f"[{_STYLE.get(t.state, 'white')}]{t.state}[/]",

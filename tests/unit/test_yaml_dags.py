@@ -41,7 +41,7 @@ def test_example_yaml() -> None:
     extract, square, total, announce = s.tasks
     assert (extract.kind, extract.callable) == ("python", "example:extract")
     assert extract.kwargs == {"n": spec.ParamArg(param="n")}
-    assert square.args == (spec.TaskArg(task="extract"),)
+    assert square.args == (spec.ItemArg(task="extract"),)
     assert (square.retries, square.timeout) == (1, 60)
     assert total.dependencies == ("square",)
     assert announce.kind == "shell"
