@@ -62,6 +62,17 @@ def join(xs: list[int]) -> int:
     return sum(xs)
 
 
+@app.task(name="bench.items")
+def items(n: int) -> list[int]:
+    return list(range(n))
+
+
+@app.task(name="bench.fan_out", bind=True)
+def fan_out(self: Any, xs: list[int]) -> Any:
+    """Celery's idiom for a map over a runtime list: replace this task by a chord."""
+    raise self.replace(chord(group(noop.si(x) for x in xs), join.s()))
+
+
 @app.task(name="bench.node")
 def node(xs: list[int] | None = None) -> int:
     return sum(xs or ()) + 1
@@ -78,6 +89,11 @@ def wide(width: int = 500) -> Signature:
 def line(length: int = 100) -> Signature:
     """inc(0) -> inc -> ... (length tasks), returns ``length``."""
     return chain(inc.s(0), *(inc.s() for _ in range(length - 1)))
+
+
+def mapped(width: int = 500) -> Signature:
+    """items(500) -> fan_out, which becomes a chord of 500 no-ops and a join at run time."""
+    return chain(items.si(width), fan_out.s())
 
 
 def lattice(layers: int = 10, width: int = 10) -> Signature:
