@@ -79,7 +79,7 @@ class Runtime:
             # lease says whether that worker is still alive.
             task.request.chain = None
             self.sender.send(dag, p, run_id, [(task_id, claim.attempt)],
-                       countdown=max(0.1, claim.lease_expires_at - time.time()) + 0.1)
+                             countdown=max(0.1, claim.lease_expires_at - time.time()) + 0.1)
             return "deferred"
         if claim is None:
             task.request.chain = None  # a duplicate must not continue the chain either

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from orchestrator import plan, spec
 from orchestrator.states import UNFINISHED_TASK, TaskState
 from orchestrator.store import advance
+from orchestrator.store import statements as sql
 from orchestrator.store.tables import runs, task_instances
 
 ti = task_instances
@@ -107,8 +108,7 @@ _RESET = update(ti).where(ti.c.task_id == bindparam("b_task")).values(
 
 
 def _move_cursor(conn: Connection, run_id: str, task_id: str, cursor: int) -> None:
-    conn.execute(update(ti).where(ti.c.run_id == run_id, ti.c.task_id == task_id).values(
-        map_next=cursor))
+    conn.execute(sql.MOVE_CURSOR, {"b_run": run_id, "b_parent": task_id, "b_cursor": cursor})
 
 
 def instance_done(conn: Connection, run_id: str, parent: str, *, failed: bool,
@@ -116,23 +116,20 @@ def instance_done(conn: Connection, run_id: str, parent: str, *, failed: bool,
     """An instance of ``parent`` finished: queue the next pending one, or, if it was the
     last, end ``parent``. The first statement locks ``parent``'s row, so the instances
     of one mapped task finish one at a time and each pending one is queued once."""
-    row = conn.execute(update(ti).where(
-        ti.c.run_id == run_id, ti.c.task_id == parent, ti.c.state == TaskState.RUNNING,
-    ).values(map_done=ti.c.map_done + 1, map_failed=ti.c.map_failed + (1 if failed else 0),
-             ).returning(ti.c.map_done, ti.c.map_failed, ti.c.map_count, ti.c.map_next)).first()
+    key = {"b_run": run_id, "b_parent": parent}
+    row = conn.execute(sql.INSTANCE_DONE, {**key, "b_failed": 1 if failed else 0}).first()
     if row is None:  # the run was cancelled or timed out meanwhile
         return Ended([], 0, 0)
     if row.map_done < row.map_count:
-        nxt = conn.execute(select(ti.c.map_index).where(
-            ti.c.run_id == run_id, ti.c.map_parent == parent, ti.c.map_index >= row.map_next,
-            ti.c.state == TaskState.PENDING).order_by(ti.c.map_index).limit(1)).scalar()
+        # the cursor is past every instance queued so far: nothing left to queue if it
+        # reached the end (always, for a map without max_active)
+        nxt = None if row.map_next >= row.map_count else conn.execute(
+            sql.NEXT_PENDING, {**key, "b_from": row.map_next}).scalar()
         if nxt is None:
             return Ended([], 0, 0)
-        _move_cursor(conn, run_id, parent, nxt + 1)
-        queued = conn.execute(update(ti).where(
-            ti.c.run_id == run_id, ti.c.task_id == spec.map_instance_id(parent, nxt),
-            ti.c.state == TaskState.PENDING,
-        ).values(state=TaskState.QUEUED, queued_at=now).returning(ti.c.task_id, ti.c.attempt))
+        conn.execute(sql.MOVE_CURSOR, {**key, "b_cursor": nxt + 1})
+        queued = conn.execute(sql.QUEUE_INSTANCE, {
+            "b_run": run_id, "b_task": spec.map_instance_id(parent, nxt), "b_now": now})
         return Ended([(r.task_id, r.attempt) for r in queued], 0, 0)
     error = (f"{row.map_failed} of {row.map_count} mapped instances failed"
              if row.map_failed else None)

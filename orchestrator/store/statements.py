@@ -97,3 +97,25 @@ COUNT_DOWN = update(runs).where(runs.c.id == bindparam("b_run")).values(
 
 MARK_RESENT = update(ti).where(*_this_ti).values(queued_at=bindparam("b_now"))
 """The reconciler decided to send the attempt again (its row is locked meanwhile)."""
+
+# -- mapped tasks: what finishing one instance does (see store/mapping.py) ----------------
+
+_mapped = (ti.c.run_id == bindparam("b_run"), ti.c.task_id == bindparam("b_parent"))
+
+INSTANCE_DONE = update(ti).where(*_mapped, ti.c.state == TaskState.RUNNING).values(
+    map_done=ti.c.map_done + 1, map_failed=ti.c.map_failed + bindparam("b_failed"),
+).returning(ti.c.map_done, ti.c.map_failed, ti.c.map_count, ti.c.map_next)
+"""Count an instance done; its row lock orders the instances of one mapped task."""
+
+NEXT_PENDING = select(ti.c.map_index).where(
+    ti.c.run_id == bindparam("b_run"), ti.c.map_parent == bindparam("b_parent"),
+    ti.c.map_index >= bindparam("b_from"), ti.c.state == TaskState.PENDING,
+).order_by(ti.c.map_index).limit(1)
+
+MOVE_CURSOR = update(ti).where(*_mapped).values(map_next=bindparam("b_cursor"))
+
+QUEUE_INSTANCE = update(ti).where(
+    ti.c.run_id == bindparam("b_run"), ti.c.task_id == bindparam("b_task"),
+    ti.c.state == TaskState.PENDING,
+).values(state=TaskState.QUEUED, queued_at=bindparam("b_now", type_=ti.c.queued_at.type),
+         ).returning(ti.c.task_id, ti.c.attempt)
