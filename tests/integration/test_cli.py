@@ -46,6 +46,26 @@ def test_run_wait_json_and_runs_show(runner: CliRunner) -> None:
     assert run["id"] in [r["id"] for r in json.loads(listed.stdout)]
 
 
+def test_runs_show_lists_mapped_instances_with_their_items(runner: CliRunner) -> None:
+    res = runner.invoke(cli.app, ["run", "mapfix", "-p", "n=3", "--wait", "--json"])
+    assert res.exit_code == 1, res.output  # picky[1] fails
+    run = json.loads(res.stdout)
+    picky = run["tasks"]["picky"]
+    assert (picky["state"], picky["map_count"], picky["map_done"], picky["map_failed"]) == (
+        "failed", 3, 3, 1)
+    assert picky["error"] == "1 of 3 mapped instances failed"
+    inst = [run["tasks"][f"picky[{i}]"] for i in range(3)]
+    assert [(t["map_parent"], t["map_index"], t["map_item"], t["state"]) for t in inst] == [
+        ("picky", 0, 0, "success"), ("picky", 1, 1, "failed"), ("picky", 2, 2, "success")]
+    assert [a["error_type"] for a in inst[1]["attempts"]] == ["ValueError"]
+    assert run["tasks"]["total"]["error"] == "upstream task 'picky' did not succeed"
+
+    table = runner.invoke(cli.app, ["runs", "show", run["id"]])
+    rows = [line.split("│")[1].strip() for line in table.stdout.splitlines() if "│" in line]
+    assert [r for r in rows if r.startswith("picky")] == [
+        "picky", "picky[0]", "picky[1]", "picky[2]"]
+
+
 def test_run_wait_exits_1_when_the_run_fails(runner: CliRunner) -> None:
     res = runner.invoke(cli.app, ["run", "failing", "--wait", "--json"])
     assert res.exit_code == 1
