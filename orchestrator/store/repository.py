@@ -320,15 +320,8 @@ class Store:
                 return Advance(applied=False)
             conn.execute(sql.END_ATTEMPT, {**key, "b_outcome": AttemptOutcome.SUCCESS,
                                            "b_now": now})
-            parent, index = spec.split_task_id(task_id)
-            if index is None:
-                ready, finished, failed = advance.propagate(
-                    conn, run_id, p, [(task_id, TaskState.SUCCESS, chosen)], now)
-            else:
-                ended = mapping.instance_done(conn, run_id, parent, failed=False, p=p, now=now)
-                ready, finished, failed = ended.ready, ended.finished, ended.failed_leaves
-            run_state = advance.count_down(conn, run_id, finished=1 + finished, failed=failed,
-                                           now=now)
+            ready, run_state = self._hand_on(conn, run_id, task_id, TaskState.SUCCESS, chosen,
+                                             p, now)
         return Advance(True, ready, run_state)
 
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str,
@@ -356,17 +349,28 @@ class Store:
                               traceback=traceback)
             if retry:
                 return Advance(True, retry_attempt=attempt + 1)
-            parent, index = spec.split_task_id(task_id)
-            if index is None:
-                ready, finished, failed = advance.propagate(
-                    conn, run_id, p, [(task_id, TaskState.FAILED, None)], now)
-                failed += 0 if p.downstream[task_id] else 1
-            else:
-                ended = mapping.instance_done(conn, run_id, parent, failed=True, p=p, now=now)
-                ready, finished, failed = ended.ready, ended.finished, ended.failed_leaves
-            run_state = advance.count_down(conn, run_id, finished=1 + finished, failed=failed,
-                                           now=now)
+            ready, run_state = self._hand_on(conn, run_id, task_id, TaskState.FAILED, None,
+                                             p, now)
         return Advance(True, ready, run_state)
+
+    @staticmethod
+    def _hand_on(conn: Connection, run_id: str, task_id: str, outcome: TaskState,
+                 chosen: Collection[str] | None, p: plan.Plan,
+                 now: dt.datetime) -> tuple[list[tuple[str, int]], RunState | None]:
+        """Hand a finished task's outcome to its children (or a mapped instance's to its
+        mapped task) and count it down in the run: what became ready, and the run's end."""
+        parent, index = spec.split_task_id(task_id)
+        if index is None:
+            ready, finished, failed = advance.propagate(conn, run_id, p,
+                                                        [(task_id, outcome, chosen)], now)
+            if outcome == TaskState.FAILED and not p.downstream[task_id]:
+                failed += 1  # a failed leaf fails the run
+        else:
+            ended = mapping.instance_done(conn, run_id, parent,
+                                          failed=outcome == TaskState.FAILED, p=p, now=now)
+            ready, finished, failed = ended.ready, ended.finished, ended.failed_leaves
+        return ready, advance.count_down(conn, run_id, finished=1 + finished, failed=failed,
+                                         now=now)
 
     def expand(self, run_id: str, task_id: str, attempt: int, *, source: str,
                max_active: int | None, max_attempts: int, max_items: int, worker: str,

@@ -21,20 +21,19 @@ def _wide(n: int) -> spec.DagSpec:
     return spec.build({"id": "wide", "tasks": tasks})
 
 
-def _message_bytes(dag: spec.DagSpec, head: str) -> int:
+def _dispatcher() -> dispatch.Dispatcher:
     settings = Settings(broker_url="redis://127.0.0.1:1/0")
-    d = dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
-                            settings)
-    sig = d.segment(dag, plan.build(dag), "r" * 32, head, {})
+    return dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
+                               settings)
+
+
+def _message_bytes(dag: spec.DagSpec, head: str) -> int:
+    sig = _dispatcher().segment(dag, plan.build(dag), "r" * 32, head, {})
     return len(json.dumps(dict(sig)))
 
 
 def test_a_message_names_one_node_attempt_and_carries_no_data() -> None:
-    dag = _line(3)
-    settings = Settings(broker_url="redis://127.0.0.1:1/0")
-    d = dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
-                            settings)
-    sig = d.signature(dag, "run1", "t1", 2)
+    sig = _dispatcher().signature(_line(3), "run1", "t1", 2)
     assert sig.task == "line.t1"
     assert sig.kwargs == {"dag": "line", "task": "t1", "run": "run1", "attempt": 2}
     assert sig.immutable
@@ -54,10 +53,7 @@ def test_an_instance_of_a_mapped_task_is_one_small_message() -> None:
         {"id": "src", "kind": "python", "callable": "x:src"},
         {"id": "sq", "kind": "python", "callable": "x:sq",
          "args": [{"kind": "item", "task": "src"}]}]})
-    settings = Settings(broker_url="redis://127.0.0.1:1/0")
-    d = dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
-                            settings)
-    sig = d.signature(dag, "run1", "sq[99999]", 1)
+    sig = _dispatcher().signature(dag, "run1", "sq[99999]", 1)
     # the item stays in the database: the message names the instance, whatever the list
     assert sig.task == "m.sq"
     assert sig.kwargs == {"dag": "m", "task": "sq[99999]", "run": "run1", "attempt": 1}
