@@ -1,14 +1,16 @@
-"""Engines tuned per backend, and schema migration through Alembic."""
+"""Engines tuned per backend, retries of transactions PostgreSQL aborts, and schema
+migration through Alembic."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 
 from orchestrator import errors
 
@@ -23,6 +26,35 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
 WRITE = "orchestrator_write"
 """Execution option: a transaction that will write (SQLite then takes the lock up front)."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled
+back whole and may simply run again."""
+TRANSIENT_RETRIES = 5
+
+
+def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` (one whole transaction) again when PostgreSQL aborts it as a deadlock
+    victim. Two finishing parents lock their shared children in different orders (each
+    statement locks rows in index order, and a parent's children are split across
+    statements by trigger rule), and PostgreSQL breaks the cycle by rolling one back."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(TRANSIENT_RETRIES):
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as exc:
+                state = getattr(exc.orig, "sqlstate", None)
+                if state not in TRANSIENT_SQLSTATES or attempt == TRANSIENT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def make_engine(url: str) -> Engine:

@@ -207,6 +207,7 @@ class Store:
 
     # -- worker hot path -----------------------------------------------------------------
 
+    @engine_.retry_transient
     def claim(self, run_id: str, task_id: str, attempt: int, *, worker: str, pid: int,
               lease_seconds: float, data_from: Sequence[str], max_lost: int,
               celery_id: str | None = None,
@@ -305,6 +306,7 @@ class Store:
                                                  "b_lease": time.time() + lease_seconds})
             return res.rowcount == 1
 
+    @engine_.retry_transient
     def succeed(self, run_id: str, task_id: str, attempt: int, result: Any, p: plan.Plan,
                 chosen: Collection[str] | None = None, token: str | None = None) -> Advance:
         """Record success and decide, in the same transaction, which successors are ready.
@@ -324,6 +326,7 @@ class Store:
                                              p, now)
         return Advance(True, ready, run_state)
 
+    @engine_.retry_transient
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str,
              message: str, traceback: str | None, retry: bool, p: plan.Plan,
              token: str | None = None) -> Advance:
@@ -372,6 +375,7 @@ class Store:
         return ready, advance.count_down(conn, run_id, finished=1 + finished, failed=failed,
                                          now=now)
 
+    @engine_.retry_transient
     def expand(self, run_id: str, task_id: str, attempt: int, *, source: str,
                max_active: int | None, max_attempts: int, max_items: int, worker: str,
                p: plan.Plan) -> Advance:
@@ -413,6 +417,7 @@ class Store:
         """SQLite: one writer at a time, so one reconciler at a time (a lease) is enough."""
         return self.engine.dialect.name == "sqlite"
 
+    @engine_.retry_transient
     def take_stalled(self, *, queued_before: dt.datetime, lost_before: dt.datetime,
                      limit: int = 1000) -> list[Stalled]:
         """Queued (or due for retry) tasks sent before ``queued_before`` that no worker took,
@@ -492,6 +497,7 @@ class Store:
 
     # -- rerun ---------------------------------------------------------------------------
 
+    @engine_.retry_transient
     def rerun(self, run_id: str, reset: Mapping[str, tuple[TaskState, int, int, int]],
               budgets: Mapping[str, int], leaves: Collection[str],
               redo_instances: Collection[str] = ()) -> Rerun:
@@ -547,6 +553,7 @@ class Store:
 
     # -- cancel ----------------------------------------------------------------------------
 
+    @engine_.retry_transient
     def cancel(self, run_id: str, *, state: RunState = RunState.CANCELLED,
                reason: str = "the run was cancelled") -> list[str]:
         """End a running run (cancelled, or failed when it timed out): no task of it starts

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 import uuid
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from orchestrator.states import RunState
-from orchestrator.store import Store
-from orchestrator.store.tables import metadata
-from tests.conftest import plan_of
+from orchestrator.store import Claim, Store
+from orchestrator.store.tables import metadata, task_instances
+from tests.conftest import plan_of, wait_until
 
 pytestmark = pytest.mark.integration
 PARENTS = 24
@@ -63,4 +66,52 @@ def test_a_join_is_released_exactly_once_under_concurrent_parents(database_url: 
     run = store.get_run(run_id)
     assert run.tasks["join"].state == "queued"
     assert run.unfinished == 1 and run.state == RunState.RUNNING
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_transaction_chosen_as_deadlock_victim_runs_again(postgres_url: str) -> None:
+    """A parent's success locks its children in index order. Another transaction holds
+    child 'b' and then asks for 'a', which the store's already holds: a deadlock, which
+    PostgreSQL breaks by rolling back the transaction that waited first, the store's.
+    The store runs it again and the success is recorded once."""
+    store = Store(postgres_url)
+    run_id = uuid.uuid4().hex
+    up: dict[str, list[str]] = {"good": [], "broken": [], "a": ["good", "broken"],
+                                "b": ["good", "broken"]}
+    store.create_run(run_id=run_id, dag_id="direct", params={}, upstream=up,
+                     max_attempts=dict.fromkeys(up, 1))
+    claim = store.claim(run_id, "good", 1, worker="w", pid=1, lease_seconds=60,
+                        data_from=[], max_lost=3)
+    assert isinstance(claim, Claim)
+    deadlocks = sa.text("SELECT deadlocks FROM pg_stat_database "
+                        "WHERE datname = current_database()")
+    waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                      "AND datname = current_database()")
+    child = sa.select(task_instances.c.task_id).where(task_instances.c.run_id == run_id)
+    with store.engine.connect() as probe:
+        before = probe.execute(deadlocks).scalar_one()
+    outcome: list[Any] = []
+    with store.engine.connect() as other:
+        tx = other.begin()
+        other.execute(child.where(task_instances.c.task_id == "b").with_for_update())
+        worker = threading.Thread(target=lambda: outcome.append(
+            store.succeed(run_id, "good", 1, "ok", plan_of(up), token=claim.token)))
+        worker.start()
+
+        def store_waits() -> bool:
+            with store.engine.connect() as probe:
+                return probe.execute(waiting).scalar_one() >= 1
+
+        wait_until(store_waits, what="the store's transaction to wait for 'b'")
+        other.execute(child.where(task_instances.c.task_id == "a").with_for_update())
+        tx.commit()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    with store.engine.connect() as probe:
+        assert probe.execute(deadlocks).scalar_one() > before  # there was a deadlock
+    (adv,) = outcome
+    assert adv.applied and adv.ready == []  # 'a' and 'b' still wait for 'broken'
+    state = {t: ti.state for t, ti in store.get_run(run_id).tasks.items()}
+    assert state == {"good": "success", "broken": "queued", "a": "pending", "b": "pending"}
     store.dispose()
