@@ -140,7 +140,7 @@ class TaskFunction(Generic[P, R]):
         once with the ``max_active`` option."""
         builder = _building.get()
         if builder is None:
-            raise errors.DagError(f"{self.task_id}.map() is used inside a @dag function")
+            raise errors.DagError(f"{self.task_id}.map() works only inside a @dag function")
         if not isinstance(over, Output):
             raise errors.DagError(f"task {self.task_id!r}: map() takes an upstream task's "
                                   f"output to map over, got {over!r}", dag_id=builder.dag_id)

@@ -72,7 +72,6 @@ class ItemArg(_Frozen):
 
 
 Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg, Field(discriminator="kind")]
-UpstreamArg = TaskArg | ItemArg
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 
