@@ -62,6 +62,32 @@ def test_broker_restarted_empty_mid_run(own_broker: EmbeddedBroker, database_url
     assert sorted(e["task"] for e in ledger.entries(waiting)) == sorted(run.tasks)
 
 
+def test_mapped_instances_lost_with_the_broker_are_sent_again(
+        own_broker: EmbeddedBroker, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
+    assert own_broker.url is not None and own_broker.server_pid is not None
+    settings = make_settings(own_broker.url, database_url, requeue_after=2.0,
+                             reconcile_interval=0.3)
+    with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        stack.add_worker("only", concurrency=1)
+        run_id = client.submit("mapbound", {"n": 4})  # 2 in flight, 1 worker slot
+        wait_until(lambda: len(ledger.entries(run_id)) == 1, what="one instance to start")
+        tasks = client.get_run(run_id).tasks
+        waiting = [t for t in tasks.values() if t.map_parent and t.state == TaskState.QUEUED]
+        assert len(waiting) == 1  # its message waits in the broker
+
+        os.kill(own_broker.server_pid, signal.SIGKILL)  # the message dies with it
+        own_broker.stop()
+        own_broker.start()  # same port, empty
+        ledger.open_gate(run_id, "go")
+        run = client.wait(run_id, timeout=WAIT_S)
+    assert run.state == RunState.SUCCESS
+    assert client.result(run_id, "total")["xs"] == list(range(4))
+    # the lost instance was sent again and ran once; nothing ran twice
+    assert sorted(e["task"] for e in ledger.entries(run_id)) == [
+        "held[0]", "held[1]", "held[2]", "held[3]", "total"]
+
+
 def test_a_lost_worker_is_replaced_before_the_visibility_timeout(
         broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
     # Redelivery by the broker would take an hour here; only the reconciler can finish.
