@@ -1,5 +1,6 @@
 """Hypothesis draws graphs: cyclic ones are rejected naming a real cycle, with nothing
-written and nothing sent; acyclic ones run to success on a real worker."""
+written and nothing sent; acyclic ones run to success on a real worker; DAGs of maps over
+maps, with random lengths and bounds, give on workers what they give in-process."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import discovery, errors
+from orchestrator import discovery, errors, local
 from orchestrator.client import Client
 from orchestrator.stack import LocalStack
 from orchestrator.states import RunState
@@ -103,3 +104,65 @@ def test_random_bad_params_write_and_send_nothing(times: object, extra: dict[str
     r = redis.Redis.from_url(broker_url)
     assert r.llen(s.default_queue) == 0
     r.close()
+
+
+_FNS = '''
+def listing(n):
+    return list(range(n))
+
+
+def square(x, factor):
+    return x * x * factor
+
+
+def total(xs, offset):
+    return sum(xs) + offset
+'''
+
+
+@st.composite
+def mapped_dags(draw: st.DrawFn) -> dict[str, object]:
+    """A list of 0..12 items, mapped over 1..3 times in a row (each map over the one
+    before, with a random bound on instances in flight), and a total of the last map."""
+    n = draw(st.integers(min_value=0, max_value=12))
+    tasks: list[dict[str, object]] = [
+        {"id": "items", "python": "rmap_fns:listing", "kwargs": {"n": n}}]
+    prev = "items"
+    for k in range(draw(st.integers(min_value=1, max_value=3))):
+        bound = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=4)))
+        tasks.append({"id": f"m{k}", "python": "rmap_fns:square", "args": [{"item": prev}],
+                      "kwargs": {"factor": draw(st.integers(min_value=-2, max_value=2))},
+                      **({"max_active": bound} if bound else {})})
+        prev = f"m{k}"
+    tasks.append({"id": "total", "python": "rmap_fns:total", "args": [{"task": prev}],
+                  "kwargs": {"offset": {"param": "offset"}}})
+    return {"params": {"offset": {"type": "integer", "default": 0}}, "tasks": tasks}
+
+
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=mapped_dags(), offset=st.integers(min_value=-5, max_value=5))
+def test_random_mapped_dags_match_an_in_process_run(shape: dict[str, object], offset: int,
+                                                    broker_url: str, database_url: str,
+                                                    tmp_path: Path) -> None:
+    folder = tmp_path / f"dags_{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    (folder / "rmap_fns.py").write_text(_FNS)
+    dag_id = f"m_{uuid.uuid4().hex[:8]}"
+    (folder / f"{dag_id}.yaml").write_text(yaml.safe_dump({"id": dag_id, **shape}))
+    s = make_settings(broker_url, database_url, dags_path=folder)
+    with LocalStack(s, workers=1, concurrency=2, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        dag = client.dag(dag_id)
+        run = client.wait(client.submit(dag_id, {"offset": offset}), timeout=120)
+    expected = local.run_in_process(dag, {"offset": offset})
+    assert run.state == RunState.SUCCESS
+    assert {t: run.tasks[t].result for t in expected} == expected
+    for t in dag.tasks:
+        if t.map_over is None:
+            continue
+        items = expected[t.map_over]
+        instances = [ti for ti in run.tasks.values() if ti.map_parent == t.id]
+        assert sorted((ti.map_index, ti.map_item) for ti in instances) == list(
+            enumerate(items))
+        assert all(len(ti.attempts) == 1 for ti in instances)  # each ran once
