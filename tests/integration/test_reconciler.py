@@ -76,6 +76,7 @@ def test_mapped_instances_lost_with_the_broker_are_sent_again(
         waiting = [t for t in tasks.values() if t.map_parent and t.state == TaskState.QUEUED]
         assert len(waiting) == 1  # its message waits in the broker
 
+        killed_at = dt.datetime.now(dt.UTC)
         os.kill(own_broker.server_pid, signal.SIGKILL)  # the message dies with it
         own_broker.stop()
         own_broker.start()  # same port, empty
@@ -83,6 +84,9 @@ def test_mapped_instances_lost_with_the_broker_are_sent_again(
         run = client.wait(run_id, timeout=WAIT_S)
     assert run.state == RunState.SUCCESS
     assert client.result(run_id, "total")["xs"] == list(range(4))
+    lost = run.tasks[waiting[0].task_id]
+    assert lost.queued_at is not None and lost.queued_at > killed_at  # the reconciler's
+    assert [a.attempt for a in lost.attempts] == [1]
     # the lost instance was sent again and ran once; nothing ran twice
     assert sorted(e["task"] for e in ledger.entries(run_id)) == [
         "held[0]", "held[1]", "held[2]", "held[3]", "total"]
