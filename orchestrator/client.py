@@ -155,7 +155,6 @@ class Client:
         Woken by the worker that ends the run (Redis pub/sub); the database is checked on
         every wake-up and at least once a second, so a lost notification costs one second."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        total = 0
         sub = None
         if self.settings.broker_url:
             try:
@@ -168,8 +167,8 @@ class Client:
                     return self.store.get_run(run_id)
                 if on_progress is not None:
                     counts = self.store.progress(run_id)
-                    total = total or sum(counts.values())
-                    on_progress(counts, total)
+                    # counted each time: a mapped task adds its instances as it starts
+                    on_progress(counts, sum(counts.values()))
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     state = self.store.run_state(run_id)

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from orchestrator import errors
 from orchestrator.client import Client
 from orchestrator.states import AttemptOutcome, RunState, TaskState
 from tests.conftest import Ledger, wait_until
@@ -67,6 +68,13 @@ def test_no_more_than_max_active_instances_are_in_flight(
     # The two running block on a gate, so nothing moves until it opens: the bound holds
     # if and only if the other four were never queued.
     assert states() == [TaskState.RUNNING] * 2 + [TaskState.PENDING] * 4
+    # progress counts the instances too (a bar's total grows as a mapped task starts)
+    seen: list[tuple[dict[TaskState, int], int]] = []
+    with pytest.raises(errors.WaitTimeout):
+        client.wait(run_id, timeout=0.2, on_progress=lambda c, n: seen.append((c, n)))
+    counts, total = seen[-1]
+    assert total == 3 + 6
+    assert (counts[TaskState.RUNNING], counts[TaskState.PENDING]) == (1 + 2, 1 + 4)
     ledger.open_gate(run_id, "go")
     run = client.wait(run_id, timeout=WAIT_S)
     assert run.state == RunState.SUCCESS
