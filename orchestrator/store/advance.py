@@ -23,10 +23,12 @@ def propagate(conn: Connection, run_id: str, p: plan.Plan,
 
     A child its rule settles as skipped or upstream_failed is finished too, and hands
     that on in turn. Returns the children now ready (with their attempts), how many
-    tasks this settled, and how many of those are failed leaves (the run fails if any
-    leaf fails, as in Airflow)."""
+    tasks this settled, and how many failed leaves there are among the finished and the
+    settled tasks (the run fails if any leaf fails, as in Airflow)."""
     ready: list[tuple[str, int]] = []
-    settled = failed_leaves = 0
+    settled = 0
+    failed_leaves = sum(1 for t, o, _ in finished
+                        if o == TaskState.FAILED and not p.downstream[t])
     todo = list(finished)
     while todo:
         parent, outcome, chosen = todo.pop()

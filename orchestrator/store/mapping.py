@@ -56,7 +56,7 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
     attempt is still fenced off), and rows past the end of a shorter list are skipped
     (kept, not deleted, so their attempt numbers never restart)."""
     existing = {r.map_index: r for r in conn.execute(select(
-        ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.map_item).where(
+        ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.map_item, ti.c.attempt).where(
         ti.c.run_id == run_id, ti.c.map_parent == task_id))}
     kept = {i for i, r in existing.items() if i < len(items)
             and r.state == TaskState.SUCCESS and r.map_item == items[i]}
@@ -85,17 +85,15 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
     if again:
         conn.execute(_RESET.where(ti.c.run_id == run_id),
                      [{**a, "b_budget": max_attempts} for a in again])
+    queued = sorted(first)
     conn.execute(update(ti).where(ti.c.run_id == run_id, ti.c.task_id == task_id).values(
-        map_count=len(items), map_next=0, map_done=len(kept), map_failed=0, result=None))
+        map_count=len(items), map_next=queued[-1] + 1 if queued else 0, map_done=len(kept),
+        map_failed=0, result=None))
     conn.execute(update(runs).where(runs.c.id == run_id).values(
         unfinished=runs.c.unfinished + len(todo) - was_unfinished,
         total_tasks=runs.c.total_tasks + len(new)))
-    queued = sorted(first)
-    if queued:
-        _move_cursor(conn, run_id, task_id, queued[-1] + 1)
-    out = {r.task_id: r.attempt for r in conn.execute(select(ti.c.task_id, ti.c.attempt).where(
-        ti.c.run_id == run_id, ti.c.map_parent == task_id, ti.c.state == TaskState.QUEUED))}
-    return [(spec.map_instance_id(task_id, i), out[spec.map_instance_id(task_id, i)])
+    # a new row is attempt 1; a row started over is its next attempt
+    return [(spec.map_instance_id(task_id, i), existing[i].attempt + 1 if i in existing else 1)
             for i in queued]
 
 
@@ -105,10 +103,6 @@ _RESET = update(ti).where(ti.c.task_id == bindparam("b_task")).values(
     max_attempts=ti.c.attempt - ti.c.lost_attempts + bindparam("b_budget"),
     result=None, error=None, worker=None, lease_expires_at=None, started_at=None,
     finished_at=None)
-
-
-def _move_cursor(conn: Connection, run_id: str, task_id: str, cursor: int) -> None:
-    conn.execute(sql.MOVE_CURSOR, {"b_run": run_id, "b_parent": task_id, "b_cursor": cursor})
 
 
 def instance_done(conn: Connection, run_id: str, parent: str, *, failed: bool,
@@ -149,5 +143,4 @@ def end(conn: Connection, run_id: str, task_id: str, *, p: plan.Plan, now: dt.da
     ).values(state=state, result=result, error=error, finished_at=now))
     ready, settled, failed_leaves = advance.propagate(conn, run_id, p,
                                                       [(task_id, state, None)], now)
-    leaf = 1 if state == TaskState.FAILED and not p.downstream[task_id] else 0
-    return Ended(ready, 1 + settled, failed_leaves + leaf)
+    return Ended(ready, 1 + settled, failed_leaves)

@@ -366,8 +366,6 @@ class Store:
         if index is None:
             ready, finished, failed = advance.propagate(conn, run_id, p,
                                                         [(task_id, outcome, chosen)], now)
-            if outcome == TaskState.FAILED and not p.downstream[task_id]:
-                failed += 1  # a failed leaf fails the run
         else:
             ended = mapping.instance_done(conn, run_id, parent,
                                           failed=outcome == TaskState.FAILED, p=p, now=now)
