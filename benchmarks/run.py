@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.stack import die_with_parent, exit_on_sigterm
+from orchestrator.devstack.stack import die_with_parent, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS_DIR = ROOT / "benchmarks" / "dags"
@@ -156,9 +156,9 @@ def run_orchestrator(broker_url: str, database_url: str, broker_pid: int | None,
                      workloads: list[Workload], repeat: int, log_dir: Path,
                      ) -> dict[str, list[Sample]]:
     from orchestrator.client import Client
+    from orchestrator.devstack.stack import LocalStack
+    from orchestrator.model.states import RunState
     from orchestrator.settings import Settings
-    from orchestrator.stack import LocalStack
-    from orchestrator.states import RunState
 
     settings = Settings(broker_url=broker_url, database_url=database_url, dags_path=DAGS_DIR)
     out: dict[str, list[Sample]] = {w.name: [] for w in workloads}
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             broker_pid = None
             if broker_url is None:
-                from orchestrator.broker import EmbeddedBroker
+                from orchestrator.devstack.broker import EmbeddedBroker
 
                 broker = EmbeddedBroker()
                 broker_url = broker.start()

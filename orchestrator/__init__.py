@@ -1,9 +1,9 @@
 """orchestrator: DAGs as code, run exactly on Celery workers, tracked in SQL."""
 
-from orchestrator.authoring import Dag, Output, dag, task
+from orchestrator.authoring.python import Dag, Output, dag, task
 from orchestrator.errors import OrchestratorError
-from orchestrator.task_context import TaskContext
-from orchestrator.task_context import current as context
+from orchestrator.execution.task_context import TaskContext
+from orchestrator.execution.task_context import current as context
 
 __all__ = [
     # authoring

@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-from orchestrator import discovery, dispatch, errors, plan, records, spec, triggers
+from orchestrator import errors
+from orchestrator.authoring import discovery
+from orchestrator.model import plan, records, spec, triggers
+from orchestrator.model.states import FINISHED_RUN, RunState, TaskState
 from orchestrator.settings import Settings
-from orchestrator.states import FINISHED_RUN, RunState, TaskState
 from orchestrator.store import Store
+from orchestrator.transport import dispatch
 
 ProgressCallback = Callable[[dict[TaskState, int], int], None]
 

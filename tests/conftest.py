@@ -21,11 +21,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from orchestrator import plan, spec
-from orchestrator.broker import EmbeddedBroker
 from orchestrator.client import Client
+from orchestrator.devstack.broker import EmbeddedBroker
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.model import plan, spec
 from orchestrator.settings import Settings
-from orchestrator.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DAGS = ROOT / "tests" / "dags"

@@ -6,10 +6,12 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator import discovery, dispatch, errors
-from orchestrator.celery_config import celery_config
+from orchestrator import errors
+from orchestrator.authoring import discovery
 from orchestrator.settings import Settings
 from orchestrator.store import Store
+from orchestrator.transport import dispatch
+from orchestrator.transport.celery_config import celery_config
 from workers.runtime import Runtime
 
 

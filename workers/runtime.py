@@ -18,10 +18,15 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from orchestrator import discovery, dispatch, errors, operators, plan, sending, spec
+from orchestrator import errors
+from orchestrator.authoring import discovery
+from orchestrator.control import outcomes as sending
+from orchestrator.execution import operators
+from orchestrator.execution.task_context import TaskContext
+from orchestrator.model import plan, spec
 from orchestrator.settings import Settings
 from orchestrator.store import Busy, Claim, GiveUp, Store
-from orchestrator.task_context import TaskContext
+from orchestrator.transport import dispatch
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)

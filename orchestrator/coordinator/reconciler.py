@@ -27,10 +27,14 @@ import socket
 import threading
 import uuid
 
-from orchestrator import discovery, dispatch, errors, plan, sending, spec
+from orchestrator import errors
+from orchestrator.authoring import discovery
+from orchestrator.control import outcomes as sending
+from orchestrator.model import plan, spec
+from orchestrator.model.states import RunState
 from orchestrator.settings import Settings
-from orchestrator.states import RunState
 from orchestrator.store import Overdue, Stalled, Store
+from orchestrator.transport import dispatch
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from collections.abc import Collection, Iterator, Sequence
 
 from sqlalchemy import Connection, update
 
-from orchestrator import plan, triggers
-from orchestrator.states import RunState, TaskState
+from orchestrator.model import plan, triggers
+from orchestrator.model.states import RunState, TaskState
 from orchestrator.store import statements as sql
 from orchestrator.store.tables import runs
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from orchestrator import plan, spec
-from orchestrator.states import UNFINISHED_TASK, TaskState
+from orchestrator.model import plan, spec
+from orchestrator.model.states import UNFINISHED_TASK, TaskState
 from orchestrator.store import advance
 from orchestrator.store import statements as sql
 from orchestrator.store.tables import runs, task_instances

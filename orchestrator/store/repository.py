@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from orchestrator import errors, plan, records, spec
-from orchestrator.states import (
+from orchestrator import errors
+from orchestrator.model import plan, records, spec
+from orchestrator.model.states import (
     FINISHED_TASK,
     UNFINISHED_TASK,
     AttemptOutcome,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, case, insert, literal, or_, select, update
 
-from orchestrator.states import CLAIMABLE, AttemptOutcome, TaskState
+from orchestrator.model.states import CLAIMABLE, AttemptOutcome, TaskState
 from orchestrator.store.tables import attempts, runs, task_instances
 
 ti = task_instances

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator import cli, errors
-from orchestrator.stack import LocalStack
+from orchestrator.devstack.stack import LocalStack
 from tests.conftest import ROOT, TEST_DAGS, Ledger
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator import plan
-from orchestrator.broker import EmbeddedBroker
 from orchestrator.client import Client
-from orchestrator.stack import LocalStack
-from orchestrator.states import RunState
+from orchestrator.devstack.broker import EmbeddedBroker
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.model import plan
+from orchestrator.model.states import RunState
 from tests.conftest import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]

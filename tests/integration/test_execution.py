@@ -7,9 +7,10 @@ import uuid
 import pytest
 import redis
 
-from orchestrator import errors, local
+from orchestrator import errors
 from orchestrator.client import Client
-from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.execution import local
+from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Claim, Store
 from tests.conftest import Ledger, plan_of, wait_until
 

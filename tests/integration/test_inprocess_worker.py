@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from orchestrator import discovery
-from orchestrator.celery_config import celery_config as orchestrator_celery_config
+from orchestrator.authoring import discovery
 from orchestrator.client import Client
+from orchestrator.model.states import RunState
 from orchestrator.settings import Settings
-from orchestrator.states import RunState
 from orchestrator.store import Store
+from orchestrator.transport.celery_config import celery_config as orchestrator_celery_config
 from tests.conftest import make_settings
 from workers.app import register
 

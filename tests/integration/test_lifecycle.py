@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.client import Client
-from orchestrator.stack import LocalStack
-from orchestrator.states import RunState
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.model.states import RunState
 from tests.conftest import ROOT, alive, free_port, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def _descendants(pid: int) -> set[int]:
 def test_embedded_broker_dies_with_a_sigkilled_launcher(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys, time
-        from orchestrator.broker import EmbeddedBroker
+        from orchestrator.devstack.broker import EmbeddedBroker
         b = EmbeddedBroker()
         b.start()
         print(b.server_pid, flush=True)

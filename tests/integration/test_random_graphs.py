@@ -14,10 +14,12 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import discovery, errors, local
+from orchestrator import errors
+from orchestrator.authoring import discovery
 from orchestrator.client import Client
-from orchestrator.stack import LocalStack
-from orchestrator.states import RunState
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.execution import local
+from orchestrator.model.states import RunState
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from orchestrator import discovery, dispatch
-from orchestrator.broker import EmbeddedBroker
+from orchestrator.authoring import discovery
 from orchestrator.client import Client
 from orchestrator.coordinator.reconciler import Reconciler
-from orchestrator.stack import LocalStack
-from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.devstack.broker import EmbeddedBroker
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Stalled, Store
 from orchestrator.store.tables import task_instances
+from orchestrator.transport import dispatch
 from tests.conftest import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]

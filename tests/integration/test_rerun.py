@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator import errors
 from orchestrator.client import Client
-from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from tests.conftest import Ledger, wait_until
 
 pytestmark = pytest.mark.integration

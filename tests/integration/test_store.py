@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from orchestrator.states import RunState
+from orchestrator.model.states import RunState
 from orchestrator.store import Claim, Store
 from orchestrator.store.tables import metadata, task_instances
 from tests.conftest import plan_of, wait_until

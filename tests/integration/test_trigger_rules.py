@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.client import Client
-from orchestrator.states import RunState, TaskState
+from orchestrator.model.states import RunState, TaskState
 from tests.conftest import Ledger, wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.client import Client
-from orchestrator.stack import LocalStack
-from orchestrator.states import AttemptOutcome, RunState, TaskState
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from tests.conftest import ROOT, Ledger, make_settings, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import Dag, Output, context, dag, errors, spec, task
+from orchestrator import Dag, Output, context, dag, errors, task
+from orchestrator.model import spec
 
 CALLS: list[str] = []
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import discovery, errors, local, operators
+from orchestrator import errors
+from orchestrator.authoring import discovery
+from orchestrator.execution import local, operators
 
 ROOT = Path(__file__).resolve().parents[2]
 

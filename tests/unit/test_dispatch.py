@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from orchestrator import dispatch, plan, spec
+from orchestrator.model import plan, spec
 from orchestrator.settings import Settings
+from orchestrator.transport import dispatch
 
 
 def _line(n: int) -> spec.DagSpec:

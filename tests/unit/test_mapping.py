@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import context, dag, errors, plan, spec, task, yaml_dags
+from orchestrator import context, dag, errors, task
+from orchestrator.authoring import yaml_dags
+from orchestrator.model import plan, spec
 
 
 @task

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import errors, plan, spec
+from orchestrator import errors
+from orchestrator.model import plan, spec
 
 
 def make(nodes: Iterable[str], edges: Iterable[tuple[str, str]],

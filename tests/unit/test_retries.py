@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import retries, spec
+from orchestrator.model import retries, spec
 
 
 def task(**options: object) -> spec.TaskSpec:

@@ -11,7 +11,9 @@ import jsonschema
 import pytest
 import yaml
 
-from orchestrator import errors, spec, yaml_dags
+from orchestrator import errors
+from orchestrator.authoring import yaml_dags
+from orchestrator.model import spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads(yaml_dags.SCHEMA_PATH.read_text(encoding="utf-8"))

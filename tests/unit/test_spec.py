@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import errors, spec
+from orchestrator import errors
+from orchestrator.model import spec
 
 
 def shell(task_id: str, *upstream: str, **extra: Any) -> dict[str, Any]:

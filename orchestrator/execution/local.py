@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator import errors, operators, plan, spec, task_context, triggers
+from orchestrator import errors
+from orchestrator.execution import operators, task_context
+from orchestrator.model import plan, spec, triggers
 
 
 def run_in_process(dag: spec.DagSpec, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

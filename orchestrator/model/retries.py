@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from orchestrator import spec
+from orchestrator.model import spec
 
 
 def delay(task: spec.TaskSpec, failed_attempts: int, rng: random.Random | None = None) -> float:

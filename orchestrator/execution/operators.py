@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from orchestrator import errors, spec, task_context
+from orchestrator import errors
+from orchestrator.execution import task_context
+from orchestrator.model import spec
 
 
 class ShellCommandFailed(errors.OrchestratorError):

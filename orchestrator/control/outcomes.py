@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator import dispatch, plan, retries, spec
+from orchestrator.model import plan, retries, spec
 from orchestrator.store import Advance, Store
+from orchestrator.transport import dispatch
 
 
 class Sender:

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
-from orchestrator.triggers import TriggerRule
+from orchestrator.model.triggers import TriggerRule
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
 """Ids of DAGs, tasks and params: a letter or underscore, then letters, digits, _ or -.

@@ -18,9 +18,10 @@ from celery import Celery, chain, group
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from orchestrator import errors, plan, spec
-from orchestrator.celery_config import celery_config
+from orchestrator import errors
+from orchestrator.model import plan, spec
 from orchestrator.settings import Settings
+from orchestrator.transport.celery_config import celery_config
 
 RUN_EVENTS_CHANNEL = "orchestrator:run-finished"
 

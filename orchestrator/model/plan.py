@@ -12,8 +12,8 @@ import dataclasses
 from collections import deque
 
 from orchestrator import errors
-from orchestrator import spec as spec_
-from orchestrator.triggers import TriggerRule
+from orchestrator.model import spec as spec_
+from orchestrator.model.triggers import TriggerRule
 
 MAX_SEGMENT = 64
 """Longest chain sent as one message, so messages stay O(segment) even on a long line."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
+from orchestrator.model.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
 
 
 class _Record(BaseModel):

@@ -13,7 +13,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from orchestrator import authoring, errors, spec, yaml_dags
+from orchestrator import errors
+from orchestrator.authoring import python as authoring
+from orchestrator.authoring import yaml_dags
+from orchestrator.model import spec
 
 
 @dataclasses.dataclass

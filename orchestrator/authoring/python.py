@@ -17,7 +17,8 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from orchestrator import errors, spec
+from orchestrator import errors
+from orchestrator.model import spec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -281,7 +282,7 @@ class Dag:
         """Run every task in this process, in dependency order; return results by task id.
 
         For unit-testing DAGs without a broker or database; exceptions propagate."""
-        from orchestrator import local  # imported here: keeps the authoring layer pure
+        from orchestrator.execution import local  # here: authoring imports no runner
 
         return local.run_in_process(self.spec, params)
 

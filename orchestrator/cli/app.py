@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator import discovery, errors, records
+from orchestrator import errors
+from orchestrator.authoring import discovery
+from orchestrator.model import records
+from orchestrator.model.states import FINISHED_TASK, RunState, TaskState
 from orchestrator.settings import Settings
-from orchestrator.states import FINISHED_TASK, RunState, TaskState
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Run DAGs on Celery workers, tracked in SQL.")
@@ -253,7 +255,7 @@ def up_cmd(workers: int = 1, concurrency: int = 2,
     until Ctrl-C."""
     import time
 
-    from orchestrator.stack import LocalStack
+    from orchestrator.devstack.stack import LocalStack
 
     settings = Settings()
     with LocalStack(settings, workers=workers, concurrency=concurrency, flower=flower,
@@ -282,7 +284,7 @@ def quickstart_cmd(dag_id: Annotated[str, typer.Argument()] = "example",
     """Run one DAG end to end on a throwaway local stack, show the result, stop
     everything (what `make run` does). Exit 1 if the run failed."""
     from orchestrator.client import Client
-    from orchestrator.stack import LocalStack
+    from orchestrator.devstack.stack import LocalStack
 
     settings = Settings()
     params = _parse_params(param)

@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from orchestrator import errors, spec
+from orchestrator import errors
+from orchestrator.model import spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
@@ -42,7 +43,7 @@ _JSON_TYPES: dict[type, spec.ParamType] = {
     bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
     dict: "object"}
 
-SCHEMA_PATH = Path(__file__).parent / "schema" / "dag.schema.json"
+SCHEMA_PATH = Path(__file__).parents[1] / "schema" / "dag.schema.json"
 
 
 def load_file(path: Path, *, max_tasks: int = 100_000) -> spec.DagSpec:

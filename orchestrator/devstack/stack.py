@@ -19,9 +19,10 @@ import time
 import types
 from collections.abc import Sequence
 
-from orchestrator import dispatch, errors
-from orchestrator.broker import EmbeddedBroker
+from orchestrator import errors
+from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.settings import Settings
+from orchestrator.transport import dispatch
 
 READY_TIMEOUT_S = 60.0
 

@@ -1,0 +1,1 @@
+"""Where a store decision becomes messages and events: commands, outcomes, hooks."""

@@ -1,0 +1,1 @@
+"""How one task body runs, wherever it runs: its context and its operators."""
