@@ -3,7 +3,7 @@
 Run as a real worker:
 ``python -m celery -A benchmarks.celery_baseline worker --pool=prefork --concurrency=2``
 with ``BENCH_BROKER_URL`` set. Delivery settings match the orchestrator's
-(``orchestrator.celery_config``: acks_late, reject on worker lost, prefetch 1, JSON,
+(``orchestrator.transport.celery_config``: acks_late, reject on worker lost, prefetch 1, JSON,
 the same transport options), so the ratio measures the orchestrator's own overhead. The
 differences are the point of the comparison: raw Celery keeps results and chord counters
 in the Redis result backend, the orchestrator in its SQL state database.

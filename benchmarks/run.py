@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.devstack.stack import die_with_parent, exit_on_sigterm
+from orchestrator.devstack.processes import die_with_parent, exit_on_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS_DIR = ROOT / "benchmarks" / "dags"
@@ -160,7 +160,8 @@ def run_orchestrator(broker_url: str, database_url: str, broker_pid: int | None,
     from orchestrator.model.states import RunState
     from orchestrator.settings import Settings
 
-    settings = Settings(broker_url=broker_url, database_url=database_url, dags_path=DAGS_DIR)
+    settings = Settings.from_env({"ORCH_BROKER_URL": broker_url, "ORCH_DATABASE_URL": database_url,
+                                  "ORCH_DAGS_PATH": str(DAGS_DIR)})
     out: dict[str, list[Sample]] = {w.name: [] for w in workloads}
     t0 = time.perf_counter()
     with LocalStack(settings, workers=1, concurrency=2, log_dir=str(log_dir)) as stack, \
@@ -175,7 +176,7 @@ def run_orchestrator(broker_url: str, database_url: str, broker_pid: int | None,
                       f"{time.perf_counter() - t:.2f} s[/dim]")
 
         def once(w: Workload) -> Sample:
-            dag = client.dag(w.dag_id)
+            dag = client.dag(w.dag_id).spec
             final = _sink(dag)
             s = Sample(0.0)
             with meter.measure(s):

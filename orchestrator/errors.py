@@ -49,6 +49,10 @@ class ParamsError(OrchestratorError, ValueError):
         super().__init__(message)
 
 
+class InvalidArgument(OrchestratorError, ValueError):
+    """An argument to a command or a query is invalid (an unknown state, a bad limit)."""
+
+
 class NotFound(OrchestratorError, LookupError):
     """The requested object does not exist."""
 
@@ -59,6 +63,10 @@ class UnknownDag(NotFound):
 
 class UnknownRun(NotFound):
     """No run with that id exists."""
+
+
+class AmbiguousRun(NotFound):
+    """A run id prefix matches more than one run."""
 
 
 class UnknownTask(NotFound):
@@ -73,6 +81,10 @@ class TaskNotFinished(Conflict):
     """The task has no result yet."""
 
 
+class ConfigError(OrchestratorError, ValueError):
+    """A setting is invalid (a hook that cannot be loaded, say)."""
+
+
 class TransportError(OrchestratorError):
     """The broker could not be reached or refused a message."""
 
@@ -81,5 +93,57 @@ class StoreError(OrchestratorError):
     """The state database could not be reached or is not migrated."""
 
 
+class SchemaBehind(StoreError):
+    """The database schema is not at the revision this orchestrator needs."""
+
+
 class WaitTimeout(OrchestratorError, TimeoutError):
     """The run did not finish within the timeout."""
+
+
+# -- why an attempt failed ---------------------------------------------------------------
+# The class name of each is the ``error_type`` stored with the attempt and shown by
+# ``runs show`` and the API; a user's own exception is stored under its own class name.
+
+
+class TaskFailure(OrchestratorError):
+    """An attempt failed for a reason the orchestrator names."""
+
+
+class TaskTimeout(TaskFailure):
+    """The attempt ran past its task's timeout."""
+
+
+class WorkerLost(TaskFailure):
+    """The worker running the attempt stopped renewing its lease (killed, cut off)."""
+
+
+class MapError(TaskFailure):
+    """A mapped task could not be expanded over its upstream's result."""
+
+
+class BranchError(TaskFailure):
+    """A branching task returned something other than ids of its direct downstream tasks."""
+
+
+class ShellCommandFailed(TaskFailure):
+    """A shell task exited with a non-zero status."""
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-5:]
+        super().__init__(f"command exited with status {returncode}"
+                         + (": " + " | ".join(tail) if tail else ""))
+
+
+class InvalidResult(TaskFailure):
+    """The task returned a value that is not JSON (NaN, an object, ...)."""
+
+
+class Cancelled(TaskFailure):
+    """The run was cancelled, or timed out, while the attempt ran."""
+
+
+class UnresolvableTask(TaskFailure):
+    """No task of that name is in the worker's DAG folder, even after a re-scan."""

@@ -1,88 +1,252 @@
-"""Typed settings: every default in one place, each overridable by an ``ORCH_`` variable."""
+"""Typed settings, grouped by area; each is an ``ORCH_*`` environment variable.
+
+Where a value comes from, first match wins: arguments given in code, the environment,
+then the local stack's state file (``.orchestrator/stack.json``, written by
+``orchestrator up`` in the folder it runs in), then the default. So any command started
+in a project folder where ``up`` runs finds that stack with nothing exported.
+
+Every field names its variable (``validation_alias``): the README's configuration table
+is checked against them, and :meth:`Settings.as_env` hands the same settings to a child
+process.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import json
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+STATE_DIR = ".orchestrator"
+"""The local stack's state folder, inside the project folder (git-ignored, owner-only)."""
+STACK_FILE = "stack.json"
 
 
-class Settings(BaseSettings):
-    """Orchestrator settings, read from ``ORCH_*`` environment variables."""
+def stack_file(folder: Path | None = None) -> Path:
+    return (folder or Path.cwd()) / STATE_DIR / STACK_FILE
 
-    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
 
-    broker_url: str | None = Field(
-        default=None,
-        description="Redis/Valkey URL (redis://, rediss://). Unset: start an embedded Valkey.",
-    )
-    database_url: str = Field(
-        default="sqlite:///orchestrator.db",
-        description="SQLAlchemy URL of the state database (SQLite or PostgreSQL).",
-    )
-    dags_path: Path = Field(default=Path("dags"), description="Folder the DAG files are read from.")
-    default_queue: str = Field(default="default", description="Queue for tasks that name none.")
-    task_timeout_max: float = Field(
-        default=3600.0,
-        description="Longest task timeout allowed; the broker's visibility timeout sits above it.",
-    )
-    visibility_timeout: float | None = Field(
-        default=None,
-        description="Seconds before an unacknowledged message is redelivered "
-        "(default: task_timeout_max + 60).",
-    )
-    lease_seconds: float = Field(
-        default=30.0,
-        description="A running attempt whose worker stopped renewing it for this long is lost.",
-    )
-    unacked_restore_interval: float = Field(
-        default=5.0, description="How often a worker looks for unacknowledged messages to restore."
-    )
-    worker_concurrency: int | None = Field(
-        default=None, description="Worker processes per worker (default: CPU count)."
-    )
-    flower_port: int = Field(default=5555, description="Port Flower listens on (127.0.0.1).")
-    flower_user: str = Field(default="admin", description="Flower basic-auth user.")
-    flower_password: str | None = Field(
-        default=None, description="Flower basic-auth password (unset: a random one is printed)."
-    )
-    requeue_after: float = Field(
-        default=300.0,
-        description="A queued task with no worker on it this long is sent again (its message "
-        "may have been lost with the broker); duplicates are harmless, attempts are fenced.",
-    )
-    reconcile_interval: float = Field(
-        default=5.0, description="Seconds between two passes of the coordinator's reconciler.")
-    task_events: bool = Field(
-        default=False,
-        description="Workers send task events from the start. Off by default: they cost "
-        "~1 ms per task, and Flower switches them on in the workers it watches.",
-    )
-    time_limit_grace: float = Field(
-        default=10.0, gt=0,
-        description="Seconds between a task's timeout (it sees TaskTimeout) and the kill of "
-        "its process; the coordinator fails an attempt still running after that.")
-    max_tasks: int = Field(default=100_000, description="Largest DAG accepted, in tasks.")
-    max_map_items: int = Field(
-        default=100_000, ge=0,
-        description="Most items one mapped task expands to; a longer list fails that task.")
+def read_stack_file(folder: Path | None = None) -> dict[str, str]:
+    """The variables ``orchestrator up`` recorded for this folder, if it ran here."""
+    try:
+        data = json.loads(stack_file(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    env = data.get("env") if isinstance(data, dict) else None
+    if not isinstance(env, dict):
+        return {}
+    return {k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def env_name(info: FieldInfo) -> str:
+    alias = info.validation_alias
+    assert isinstance(alias, str), "every setting names its variable"
+    return alias
+
+
+_stack_file_on: contextvars.ContextVar[bool] = contextvars.ContextVar("stack_file", default=True)
+
+
+class _StackFile(PydanticBaseSettingsSource):
+    """Values ``orchestrator up`` recorded in this folder; below the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return read_stack_file().get(env_name(field)), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        recorded = read_stack_file() if _stack_file_on.get() else {}
+        return {name: recorded[env_name(info)]
+                for name, info in self.settings_cls.model_fields.items()
+                if env_name(info) in recorded}
+
+
+def _var(name: str, default: Any, description: str, **constraints: Any) -> Any:
+    return Field(default, validation_alias=name, description=description, **constraints)
+
+
+class _Area(BaseSettings):
+    # Fields are set by variable name only: matching on field names too would read
+    # PATH into `dags.path` and USER into `flower.user`.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _StackFile(settings_cls)
+
+
+class DatabaseSettings(_Area):
+    url: str = _var("ORCH_DATABASE_URL", "sqlite:///orchestrator.db",
+                    "SQLAlchemy URL of the state database: SQLite or `postgresql://…`.")
+
+
+class BrokerSettings(_Area):
+    url: str | None = _var(
+        "ORCH_BROKER_URL", None,
+        "Redis/Valkey URL (`redis://`, `rediss://`, with password/ACL). Unset: `up` and "
+        "`quickstart` start an embedded Valkey.")
+    visibility_timeout: float | None = _var(
+        "ORCH_VISIBILITY_TIMEOUT", None,
+        "Seconds before an unacknowledged message is redelivered (default: "
+        "`ORCH_TASK_TIMEOUT_MAX` + 60); must be above `ORCH_TASK_TIMEOUT_MAX`.", gt=0)
+    unacked_restore_interval: float = _var(
+        "ORCH_UNACKED_RESTORE_INTERVAL", 5.0,
+        "How often workers look for unacknowledged messages to restore.", gt=0)
+
+
+class DagSettings(_Area):
+    path: Path = _var("ORCH_DAGS_PATH", Path("dags"),
+                      "Folder the DAG files are read from; it goes on the import path.")
+    max_tasks: int = _var("ORCH_MAX_TASKS", 100_000, "Largest DAG accepted, in tasks.", ge=1)
+    max_map_items: int = _var("ORCH_MAX_MAP_ITEMS", 100_000,
+                              "Most instances one mapped task expands to.", ge=0)
+
+
+class WorkerSettings(_Area):
+    concurrency: int | None = _var("ORCH_WORKER_CONCURRENCY", None,
+                                   "Pool processes per worker (default: CPU count).", ge=1)
+    default_queue: str = _var("ORCH_DEFAULT_QUEUE", "default", "Queue for tasks that name none.")
+    task_timeout_max: float = _var("ORCH_TASK_TIMEOUT_MAX", 3600.0,
+                                   "Longest task timeout accepted (seconds).", gt=0)
+    lease_seconds: float = _var(
+        "ORCH_LEASE_SECONDS", 30.0,
+        "A running attempt whose worker stopped renewing its lease for this long counts as "
+        "lost.", gt=0)
+    time_limit_grace: float = _var(
+        "ORCH_TIME_LIMIT_GRACE", 10.0,
+        "Seconds between a task's timeout and the kill of its process; the coordinator fails "
+        "an attempt still running after that.", gt=0)
+    task_events: bool = _var(
+        "ORCH_TASK_EVENTS", False,
+        "Workers send task events from the start (Flower turns them on anyway). Off by "
+        "default: they cost about 1 ms per task.")
+
+
+class CoordinatorSettings(_Area):
+    requeue_after: float = _var(
+        "ORCH_REQUEUE_AFTER", 300.0,
+        "A queued task no worker took for this long (after it was due) is sent again.", gt=0)
+    reconcile_interval: float = _var(
+        "ORCH_RECONCILE_INTERVAL", 5.0,
+        "Seconds between two passes of the coordinator's reconciler.", gt=0)
+
+
+class FlowerSettings(_Area):
+    port: int = _var("ORCH_FLOWER_PORT", 5555, "Flower's port on 127.0.0.1.", ge=1, le=65535)
+    user: str = _var("ORCH_FLOWER_USER", "admin", "Flower basic-auth user.")
+    password: str | None = _var(
+        "ORCH_FLOWER_PASSWORD", None,
+        "Flower basic-auth password (unset: `up` makes one and keeps it in `.orchestrator/`).")
+
+
+class HookSettings(_Area):
+    paths: str = _var(
+        "ORCH_HOOKS", "",
+        "Comma-separated `module:attr` hooks every process loads (see Hooks in the README).")
+
+    @property
+    def entries(self) -> list[str]:
+        return [p.strip() for p in self.paths.split(",") if p.strip()]
+
+
+AREAS: dict[str, type[_Area]] = {
+    "database": DatabaseSettings, "broker": BrokerSettings, "dags": DagSettings,
+    "worker": WorkerSettings, "coordinator": CoordinatorSettings, "flower": FlowerSettings,
+    "hooks": HookSettings,
+}
+
+
+class Settings(BaseModel):
+    """Every setting, by area: ``settings.broker.url``, ``settings.worker.lease_seconds``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    dags: DagSettings = Field(default_factory=DagSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings)
+    flower: FlowerSettings = Field(default_factory=FlowerSettings)
+    hooks: HookSettings = Field(default_factory=HookSettings)
 
     @model_validator(mode="after")
     def _visibility_above_timeouts(self) -> Settings:
-        if self.visibility_timeout is not None and self.visibility_timeout <= self.task_timeout_max:
+        vt, cap = self.broker.visibility_timeout, self.worker.task_timeout_max
+        if vt is not None and vt <= cap:
             raise ValueError(
-                f"ORCH_VISIBILITY_TIMEOUT ({self.visibility_timeout}) must be above "
-                f"ORCH_TASK_TIMEOUT_MAX ({self.task_timeout_max}), or healthy long tasks are "
-                "redelivered while they run")
+                f"ORCH_VISIBILITY_TIMEOUT ({vt}) must be above ORCH_TASK_TIMEOUT_MAX ({cap}), "
+                "or healthy long tasks are redelivered while they run")
         return self
 
     @property
-    def effective_visibility_timeout(self) -> float:
-        if self.visibility_timeout is not None:
-            return self.visibility_timeout
-        return self.task_timeout_max + 60.0
+    def visibility_timeout(self) -> float:
+        vt = self.broker.visibility_timeout
+        return vt if vt is not None else self.worker.task_timeout_max + 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, Any]) -> Settings:
+        """Settings from variables by name (``{"ORCH_BROKER_URL": ...}``); the ones not
+        given come from the environment, the stack file and the defaults as usual."""
+        areas: dict[str, Any] = {}
+        for area, kind in AREAS.items():
+            given = {env_name(info): env[env_name(info)] for info in kind.model_fields.values()
+                     if env_name(info) in env}
+            areas[area] = kind(**given)
+        return cls(**areas)
+
+    def with_env(self, **changes: Any) -> Settings:
+        """A copy with some variables changed: ``settings.with_env(ORCH_BROKER_URL=url)``."""
+        unknown = set(changes) - set(variables())
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)}")
+        return Settings.from_env({**self.as_env(), **changes})
+
+    def as_env(self) -> dict[str, str]:
+        """The variables that give a child process these settings (unset ones left out)."""
+        out: dict[str, str] = {}
+        for area in AREAS:
+            values = getattr(self, area)
+            for name, info in type(values).model_fields.items():
+                value = getattr(values, name)
+                if value is not None:
+                    out[env_name(info)] = str(value)
+        return out
 
 
-def load() -> Settings:
-    return Settings()
+def variables() -> dict[str, FieldInfo]:
+    """Every variable, by name, with its field (default and description)."""
+    return dict(_fields())
+
+
+def _fields() -> Iterator[tuple[str, FieldInfo]]:
+    for kind in AREAS.values():
+        for info in kind.model_fields.values():
+            yield env_name(info), info
+
+
+def load(*, stack_file: bool = True) -> Settings:
+    """The settings of this process. ``stack_file=False``: ignore what ``up`` recorded
+    here (``up`` itself, which decides those values afresh)."""
+    token = _stack_file_on.set(stack_file)
+    try:
+        return Settings()
+    finally:
+        _stack_file_on.reset(token)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with ``settings`` in place of the settings it had."""
+    known = variables()
+    env = {k: v for k, v in os.environ.items() if k not in known}
+    env.update(settings.as_env())
+    return env

@@ -8,14 +8,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -24,49 +20,11 @@ import sqlalchemy as sa
 from orchestrator.client import Client
 from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.devstack.stack import LocalStack
-from orchestrator.model import plan, spec
-from orchestrator.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-TEST_DAGS = ROOT / "tests" / "dags"
-PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-# Settings for test stacks: timings scaled down so lost work comes back in seconds.
-FAST = {"lease_seconds": 1.0, "task_timeout_max": 5.0, "visibility_timeout": 8.0,
-        "unacked_restore_interval": 1.0}
+from orchestrator.store import Store
+from tests.support import PG_DEFAULT, Ledger, make_settings
 
 for _key in [k for k in os.environ if k.startswith("ORCH_") and not k.startswith("ORCH_TEST_")]:
     del os.environ[_key]  # a developer's own ORCH_* settings must not leak into tests
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for a server a test starts itself)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
-               interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -74,23 +32,6 @@ def ledger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ledger")
     os.environ["ORCH_TEST_LEDGER_DIR"] = str(path)  # inherited by every worker we start
     return path
-
-
-class Ledger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def entries(self, run_id: str) -> list[dict[str, Any]]:
-        f = self.path / f"{run_id}.jsonl"
-        if not f.exists():
-            return []
-        return [json.loads(line) for line in f.read_text().splitlines() if line]
-
-    def of(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.entries(run_id) if e["task"] == task_id]
-
-    def open_gate(self, run_id: str, name: str) -> None:
-        (self.path / f"{run_id}.{name}.gate").touch()
 
 
 @pytest.fixture(scope="session")
@@ -144,24 +85,15 @@ def postgres_url() -> Iterator[str]:
                                                                   marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with the schema at head (as `orchestrator db upgrade` leaves it)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'state.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-def plan_of(upstream: dict[str, list[str]]) -> plan.Plan:
-    """The plan of a DAG of shell tasks with these dependencies (for store-level tests)."""
-    return plan.build(spec.build({"id": "direct", "tasks": [
-        {"id": t, "kind": "shell", "command": "true", "upstream": ups}
-        for t, ups in upstream.items()]}))
-
-
-def make_settings(broker_url: str, database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"broker_url": broker_url, "database_url": database_url,
-                              "dags_path": TEST_DAGS,
-                              "default_queue": f"test-{uuid.uuid4().hex[:8]}", **FAST}
-    values.update(overrides)
-    return Settings(**values)
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'state.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    store = Store(url)
+    store.upgrade()
+    store.dispose()
+    return url
 
 
 @pytest.fixture(scope="session")

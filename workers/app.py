@@ -2,38 +2,64 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from celery import Celery
 
 from orchestrator import errors
 from orchestrator.authoring import discovery
+from orchestrator.model import spec
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.transport import dispatch
 from orchestrator.transport.celery_config import celery_config
+from workers import registry
 from workers.runtime import Runtime
+
+_NAME = re.compile(spec.ID_PATTERN[1:-1] + r"\." + spec.ID_PATTERN[1:-1])
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    if not settings.broker_url:
+    if not settings.broker.url:
         raise errors.TransportError("ORCH_BROKER_URL is not set: give a Redis URL, or start "
                                     "the whole stack with `orchestrator up`")
-    bag = discovery.load(settings.dags_path, max_tasks=settings.max_tasks)
-    Store(settings.database_url).dispose()  # migrate once, before the pool forks
-    app = Celery("orchestrator", set_as_current=True)
-    app.conf.update(celery_config(settings, settings.broker_url))
+    store = Store(settings.database.url)  # checked once, before the pool forks
+    try:
+        store.check_schema()
+    finally:
+        store.dispose()
+    bag = discovery.load(settings.dags.path, max_tasks=settings.dags.max_tasks)
+    app = Celery("orchestrator", set_as_current=True, tasks=registry.DagTaskRegistry())
+    app.conf.update(celery_config(settings, settings.broker.url))
+    app.conf.worker_consumer = "workers.registry:DagConsumer"
     register(app, settings, bag)
     return app
 
 
 def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
-    """Register every task of ``bag`` on ``app`` (any Celery app, e.g. a test's)."""
-    runtime = Runtime(settings, bag, dispatch.Dispatcher(app, settings))
-    names = {dispatch.task_name(d.id, t.celery_name) for d in bag.dags.values() for t in d.tasks}
-    for name in sorted(names):
-        _register(app, runtime, name)
+    """Register every task of ``bag`` on ``app`` (any Celery app, e.g. a test's), and, if
+    its registry can, learn new ones when a message names a task it does not have."""
+    runtime = Runtime(settings, bag, app)
+    known: set[str] = set()
+
+    def register_new() -> None:
+        names = {dispatch.task_name(d.id, t.celery_name)
+                 for d in bag.dags.values() for t in d.spec.tasks}
+        for name in sorted(names - known):
+            _register(app, runtime, name)
+            known.add(name)
+
+    def rescan() -> None:
+        if bag.refresh():
+            register_new()
+
+    register_new()
+    _register_fallback(app, runtime, bag)
+    if isinstance(app._tasks, registry.DagTaskRegistry):
+        app._tasks.resolver = registry.make_resolver(
+            app, rescan, lambda name: _NAME.fullmatch(name) is not None)
     app.orchestrator_bag = bag
 
 
@@ -43,3 +69,20 @@ def _register(app: Celery, runtime: Runtime, name: str) -> None:
 
     run.__name__ = name.replace(".", "__").replace("-", "_")
     app.task(name=name, bind=True, acks_late=True, ignore_result=True)(run)
+
+
+def _register_fallback(app: Celery, runtime: Runtime, bag: discovery.DagBag) -> None:
+    def unresolved(self: Any, dag: str, task: str, run: str, attempt: int) -> Any:
+        where = ""
+        try:
+            header = runtime.wiring.store.header(run)
+            source = runtime.wiring.outcomes.dag_of(header).spec.source
+            where = f" (submitted from {source})" if source else ""
+        except errors.NotFound:
+            pass
+        message = (f"no task {self.request.task!r} in this worker's DAG folder {bag.path}: "
+                   f"DAG {dag!r}{where} is not there, or has no task {task!r}")
+        return runtime.execute(self, dag, task, run, attempt, unresolved=message)
+
+    app.task(name=registry.UNRESOLVED, bind=True, acks_late=True, ignore_result=True)(
+        unresolved)

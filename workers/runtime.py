@@ -1,9 +1,13 @@
-"""What a worker does with one message: claim the attempt, run it, record it, advance.
+"""What a worker does with one message: claim the attempt, run it, record it, follow up.
 
 The transaction that records a success also decides which successors became ready
 (the fan-in join is a compare-and-set in the state database), and this worker sends
 them: no polling loop sits between a task and the next. A successor that is the next
 link of this message's chain is left to Celery, which sends it when we return.
+
+The graph comes from the DAG version the run was submitted with (read once per run per
+process); the code comes from this worker's DAG folder, looked at again when a run names
+a version this worker has not loaded.
 """
 
 from __future__ import annotations
@@ -15,18 +19,18 @@ import time
 import traceback
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from orchestrator import errors
-from orchestrator.authoring import discovery
-from orchestrator.control import outcomes as sending
+from orchestrator.authoring.discovery import DagBag
 from orchestrator.execution import operators
 from orchestrator.execution.task_context import TaskContext
-from orchestrator.model import plan, spec
+from orchestrator.model import retries, spec
+from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
-from orchestrator.store import Busy, Claim, GiveUp, Store
-from orchestrator.transport import dispatch
+from orchestrator.store import Busy, Claim, GiveUp, RunHeader
+from orchestrator.wiring import Wiring
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -40,51 +44,69 @@ class TaskFailed(errors.OrchestratorError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings, bag: discovery.DagBag,
-                 dispatcher: dispatch.Dispatcher) -> None:
+    def __init__(self, settings: Settings, bag: DagBag, app: Celery) -> None:
         self.settings = settings
         self.bag = bag
-        self.dispatcher = dispatcher
-        self.plans = {dag_id: plan.build(d) for dag_id, d in bag.dags.items()}
+        self.app = app
         self._pid = -1
-        self._store: Store | None = None
+        self._wiring: Wiring | None = None
         self._heartbeat: Heartbeat | None = None
-        self._sender: sending.Sender | None = None
+        self._looked_for: set[str] = set()
+        """Versions this process re-scanned its DAG folder for (once each)."""
 
     @property
-    def store(self) -> Store:
+    def wiring(self) -> Wiring:
         # One store (and heartbeat thread) per process: prefork children must not share
-        # the parent's connections or threads.
+        # the parent's connections or threads. The parent checked the schema before.
         if self._pid != os.getpid():
-            self._store = Store(self.settings.database_url, migrate=False)
-            self._heartbeat = Heartbeat(self._store, self.settings.lease_seconds)
-            self._sender = sending.Sender(self._store, self.dispatcher)
+            self._wiring = Wiring(self.settings, app=self.app, bag=self.bag,
+                                  check_schema=False)
+            self._heartbeat = Heartbeat(self._wiring.store, self.settings.worker.lease_seconds)
             self._pid = os.getpid()
-        assert self._store is not None
-        return self._store
+        assert self._wiring is not None
+        return self._wiring
 
-    @property
-    def sender(self) -> sending.Sender:
-        assert self._sender is not None, "the store property sets it up"
-        return self._sender
+    def _dag(self, header: RunHeader) -> CompiledDag:
+        version = header.version
+        if (version is not None and version not in self._looked_for
+                and self.bag.version_of(header.dag_id) != version):
+            self._looked_for.add(version)  # the file may have changed since this loaded it
+            self.bag.refresh()
+        return self.wiring.outcomes.dag_of(header)
 
-    def execute(self, task: Task, dag_id: str, task_id: str, run_id: str, attempt: int) -> Any:
-        dag = self.bag.get(dag_id)
-        p = self.plans[dag_id]
-        t = dag.task(task_id)
-        if t.map_over is not None and task_id == t.id:
-            return self._expand(task, dag, p, run_id, t, attempt)
-        store = self.store
-        claim = store.claim(run_id, task_id, attempt, worker=task.request.hostname or "?",
-                            pid=os.getpid(), lease_seconds=self.settings.lease_seconds,
+    def _locate(self, dag_id: str, task_id: str,
+                run_id: str) -> tuple[CompiledDag, spec.TaskSpec] | None:
+        try:
+            dag = self._dag(self.wiring.store.header(run_id))
+            return dag, dag.spec.task(task_id)
+        except errors.NotFound as exc:  # a message for no run or task we have: drop it
+            log.warning("%s.%s of run %s: %s; dropping the message", dag_id, task_id, run_id,
+                        exc)
+            return None
+
+    def execute(self, task: Task, dag_id: str, task_id: str, run_id: str, attempt: int,
+                unresolved: str | None = None) -> Any:
+        found = self._locate(dag_id, task_id, run_id)
+        if found is None:
+            task.request.chain = None
+            return "unknown"
+        dag, t = found
+        if t.map_over is not None and task_id == t.id and unresolved is None:
+            return self._expand(task, dag, run_id, t, attempt)
+        store = self.wiring.store
+        worker = task.request.hostname or "?"
+        claim = store.claim(run_id, task_id, attempt, worker=worker, pid=os.getpid(),
+                            lease_seconds=self.settings.worker.lease_seconds,
                             data_from=t.data_from, max_lost=WORKER_LOSS_LIMIT,
-                            celery_id=task.request.id, timeout=t.timeout)
+                            celery_id=task.request.id, timeout=t.timeout,
+                            version=self.bag.version_of(dag.id))
         if isinstance(claim, Busy):
             # Redelivered while its attempt runs under a live lease: look again once the
             # lease says whether that worker is still alive.
             task.request.chain = None
-            self.sender.send(dag, p, run_id, [(task_id, claim.attempt)],
-                             countdown=max(0.1, claim.lease_expires_at - time.time()) + 0.1)
+            self.wiring.outcomes.send(dag, run_id, [(task_id, claim.attempt)],
+                                      countdown=max(0.1, claim.lease_expires_at - time.time())
+                                      + 0.1)
             return "deferred"
         if claim is None:
             task.request.chain = None  # a duplicate must not continue the chain either
@@ -92,78 +114,90 @@ class Runtime:
                      dag_id, task_id, run_id, attempt)
             return "duplicate"
         if isinstance(claim, GiveUp):
-            return self._failed(task, dag, p, run_id, task_id, t, claim, claim.error_type,
+            return self._failed(task, dag, run_id, task_id, t, claim, claim.error_type,
                                 claim.message, None)
-        assert isinstance(claim, Claim)
-        return self._run(task, dag, p, run_id, task_id, t, claim)
+        self.wiring.outcomes.started(dag.id, run_id, task_id, claim, worker)
+        if unresolved is not None:
+            return self._failed(task, dag, run_id, task_id, t, claim,
+                                errors.UnresolvableTask.__name__, unresolved, None)
+        return self._run(task, dag, run_id, task_id, t, claim)
 
-    def _expand(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str,
-                t: spec.TaskSpec, attempt: int) -> Any:
+    def _expand(self, task: Task, dag: CompiledDag, run_id: str, t: spec.TaskSpec,
+                attempt: int) -> Any:
         """A mapped task's own message: write an instance per item and send the first."""
         task.request.chain = None
         assert t.map_over is not None
-        adv = self.store.expand(run_id, t.id, attempt, source=t.map_over,
-                                max_active=t.max_active, max_attempts=t.max_attempts,
-                                max_items=self.settings.max_map_items,
-                                worker=task.request.hostname or "?", p=p)
-        if not adv.applied:
+        change = self.wiring.store.expand(
+            run_id, t.id, attempt, source=t.map_over, max_active=t.max_active,
+            max_attempts=t.max_attempts, max_items=self.settings.dags.max_map_items,
+            worker=task.request.hostname or "?", p=dag.plan)
+        if not change.applied:
             return "duplicate"
-        self.sender.advance(dag, p, run_id, adv.ready, adv)
+        self.wiring.outcomes.apply(dag, change)
         return None
 
-    def _run(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str, task_id: str,
-             t: spec.TaskSpec, claim: Claim) -> Any:
-        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, claim.params)
+    def _run(self, task: Task, dag: CompiledDag, run_id: str, task_id: str, t: spec.TaskSpec,
+             claim: Claim) -> Any:
+        header = self.wiring.store.header(run_id)
+        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, header.params)
         item = claim.item if task_id != t.id else operators.NO_ITEM
         assert self._heartbeat is not None
         self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)
         try:
-            result = operators.call(t, claim.params, claim.upstream, ctx, item)
-            json.dumps(result, allow_nan=False)
+            result = operators.call(t, header.params, claim.upstream, ctx, item)
+            _check_json(result)
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
-            return self._failed(task, dag, p, run_id, task_id, t, claim, "TaskTimeout",
+            return self._failed(task, dag, run_id, task_id, t, claim,
+                                errors.TaskTimeout.__name__,
                                 f"exceeded its timeout of {t.timeout} s", traceback.format_exc())
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
-            return self._failed(task, dag, p, run_id, task_id, t, claim, type(exc).__name__,
+            return self._failed(task, dag, run_id, task_id, t, claim, type(exc).__name__,
                                 str(exc), traceback.format_exc())
         self._heartbeat.clear()
         chosen = None
         if t.branch:
             try:
-                chosen = _branches(result, p.downstream[t.id])
-            except ValueError as exc:
-                return self._failed(task, dag, p, run_id, task_id, t, claim, "BranchError",
-                                    str(exc), None)
-        adv = self.store.succeed(run_id, task_id, claim.attempt, result, p, chosen, claim.token)
-        if not adv.applied:
+                chosen = _branches(result, dag.plan.downstream[t.id])
+            except errors.BranchError as exc:
+                return self._failed(task, dag, run_id, task_id, t, claim,
+                                    errors.BranchError.__name__, str(exc), None)
+        change = self.wiring.store.succeed(run_id, task_id, claim.attempt, result, dag.plan,
+                                           chosen, claim.token)
+        if not change.applied:
             task.request.chain = None
             return "superseded"
-        by_chain = p.released_by_chain(task_id)
-        if by_chain is not None and by_chain not in {n for n, _ in adv.ready}:
+        by_chain = dag.plan.released_by_chain(task_id)
+        if by_chain is not None and by_chain not in {n for n, _ in change.queued}:
             task.request.chain = None  # the next link was not released: stop the chain
-        self.sender.advance(dag, p, run_id, [r for r in adv.ready if r[0] != by_chain], adv)
+        self.wiring.outcomes.apply(dag, change, chained=by_chain)
         return None
 
-    def _failed(self, task: Task, dag: spec.DagSpec, p: plan.Plan, run_id: str, task_id: str,
+    def _failed(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
                 t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
                 tb: str | None) -> Any:
         task.request.chain = None
-        attempt, max_attempts = claim.attempt, claim.max_attempts
-        used = attempt - claim.lost_attempts  # lost attempts do not spend the user's retries
-        retry = used < max_attempts
-        adv = self.store.fail(run_id, task_id, attempt, error_type=error_type, message=message,
-                              traceback=tb, retry=retry, p=p,
-                              token=claim.token if isinstance(claim, Claim) else None)
-        if not adv.applied:
+        retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts, claim.max_attempts)
+        change = self.wiring.store.fail(
+            run_id, task_id, claim.attempt, error_type=error_type, message=message,
+            traceback=tb, retry_in=retry_in, p=dag.plan,
+            token=claim.token if isinstance(claim, Claim) else None)
+        if not change.applied:
             return "superseded"
-        wait = self.sender.after_failure(dag, p, run_id, task_id, adv, used=used,
-                                         max_attempts=max_attempts)
-        if wait is not None:
-            raise Retry(f"{error_type}: {message}; attempt {adv.retry_attempt} in {wait:.2f} s",
+        self.wiring.outcomes.apply(dag, change)
+        if change.retry is not None:
+            _, next_attempt, wait = change.retry
+            raise Retry(f"{error_type}: {message}; attempt {next_attempt} in {wait:.2f} s",
                         when=wait)
         raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}")
+
+
+def _check_json(result: Any) -> None:
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidResult(f"the task's result is not JSON: {exc}") from None
 
 
 def _branches(result: Any, children: tuple[str, ...]) -> set[str]:
@@ -171,10 +205,10 @@ def _branches(result: Any, children: tuple[str, ...]) -> set[str]:
     chosen = {result} if isinstance(result, str) else result
     if not isinstance(chosen, list | set | tuple) or not all(
             isinstance(c, str) for c in chosen):
-        raise ValueError(f"a branch task returns a task id or a list of them, got {result!r}")
+        raise errors.BranchError(f"a branch task returns a task id or a list of them, got "
+                                 f"{result!r}")
     unknown = set(chosen) - set(children)
     if unknown:
-        raise ValueError(f"branch chose {sorted(unknown)}, which are not its direct "
-                         f"downstream tasks {list(children)}")
+        raise errors.BranchError(f"branch chose {sorted(unknown)}, which are not its direct "
+                                 f"downstream tasks {list(children)}")
     return set(chosen)
-

@@ -4,28 +4,46 @@ The folder goes on ``sys.path`` (as Airflow does with its DAGs folder), so a tas
 ``dags/etl.py`` imports as ``etl:extract`` in every process that loads the same folder,
 and YAML DAGs can name helpers that live beside them. A broken file does not hide the
 others: its error is kept in :attr:`DagBag.errors` and reported by ``dags validate``.
+
+:meth:`DagBag.refresh` looks again: new and changed files are loaded (a changed Python
+file is executed afresh from its source), removed ones dropped, unchanged ones kept.
+Workers call it when a message names a task or a DAG version they do not know.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 from orchestrator import errors
 from orchestrator.authoring import python as authoring
 from orchestrator.authoring import yaml_dags
+from orchestrator.execution import operators
 from orchestrator.model import spec
+from orchestrator.model.compiled import CompiledDag
+
+_Stamp = tuple[int, int]  # (mtime_ns, size): a file changed when either did
+
+
+@dataclasses.dataclass
+class _Loaded:
+    stamp: _Stamp
+    dags: list[CompiledDag]
+    error: errors.DagError | None = None
 
 
 @dataclasses.dataclass
 class DagBag:
     path: Path
-    dags: dict[str, spec.DagSpec]
-    errors: dict[str, errors.DagError]
+    max_tasks: int = 100_000
+    dags: dict[str, CompiledDag] = dataclasses.field(default_factory=dict)
+    errors: dict[str, errors.DagError] = dataclasses.field(default_factory=dict)
+    _files: dict[Path, _Loaded] = dataclasses.field(default_factory=dict, repr=False)
 
-    def get(self, dag_id: str) -> spec.DagSpec:
+    def get(self, dag_id: str) -> CompiledDag:
         try:
             return self.dags[dag_id]
         except KeyError:
@@ -34,36 +52,70 @@ class DagBag:
             raise errors.UnknownDag(
                 f"unknown DAG {dag_id!r} in {self.path} (known: {known}){broken}") from None
 
+    def version_of(self, dag_id: str) -> str | None:
+        found = self.dags.get(dag_id)
+        return found.version if found is not None else None
+
+    def refresh(self) -> bool:
+        """Look at the folder again; True if any file was added, changed or removed."""
+        if not self.path.is_dir():
+            self.dags, self._files = {}, {}
+            self.errors = {str(self.path): errors.DagError("DAG folder does not exist",
+                                                           source=str(self.path))}
+            return True
+        if str(self.path) not in sys.path:
+            sys.path.insert(0, str(self.path))
+        files = {f: (st.st_mtime_ns, st.st_size) for f in sorted(self.path.iterdir())
+                 if not f.name.startswith(("_", ".")) and f.is_file()
+                 for st in [f.stat()]}
+        changed = {f for f, stamp in files.items()
+                   if f not in self._files or self._files[f].stamp != stamp}
+        gone = set(self._files) - set(files)
+        if not changed and not gone and self._files:
+            return False
+        first = not self._files
+        for f in gone:
+            del self._files[f]
+        for f in sorted(changed):
+            self._files[f] = _load(f, files[f], self.max_tasks, again=not first)
+        if changed and not first:
+            operators.resolve.cache_clear()  # a reloaded module has new functions
+        self._merge()
+        return True
+
+    def _merge(self) -> None:
+        self.dags, self.errors = {}, {}
+        for file, loaded in sorted(self._files.items()):
+            if loaded.error is not None:
+                self.errors[str(file)] = loaded.error
+                continue
+            for d in loaded.dags:
+                existing = self.dags.get(d.id)
+                if existing is not None and existing.spec is d.spec:
+                    continue  # the same DAG object, aliased or imported by another file
+                if existing is not None:
+                    self.errors[str(file)] = errors.DagError(
+                        f"DAG id {d.id!r} is also defined in {existing.spec.source}",
+                        source=str(file))
+                    continue
+                self.dags[d.id] = d
+
 
 def load(path: Path | str, *, max_tasks: int = 100_000) -> DagBag:
-    folder = Path(path).resolve()
-    bag = DagBag(folder, {}, {})
-    if not folder.is_dir():
-        bag.errors[str(folder)] = errors.DagError("DAG folder does not exist", source=str(folder))
-        return bag
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    for file in sorted(folder.iterdir()):
-        if file.name.startswith(("_", ".")) or not file.is_file():
-            continue
-        try:
-            found = _load_file(file, max_tasks)
-        except errors.DagError as exc:
-            bag.errors[str(file)] = exc
-            continue
-        for s in found:
-            if bag.dags.get(s.id) is s:
-                continue  # the same DAG object, aliased or imported by another file
-            if s.id in bag.dags:
-                other = bag.dags[s.id].source
-                bag.errors[str(file)] = errors.DagError(
-                    f"DAG id {s.id!r} is also defined in {other}", source=str(file))
-                continue
-            bag.dags[s.id] = s
+    bag = DagBag(Path(path).resolve(), max_tasks)
+    bag.refresh()
     return bag
 
 
-def _load_file(file: Path, max_tasks: int) -> list[spec.DagSpec]:
+def _load(file: Path, stamp: _Stamp, max_tasks: int, *, again: bool) -> _Loaded:
+    try:
+        specs = _load_file(file, max_tasks, again=again)
+    except errors.DagError as exc:
+        return _Loaded(stamp, [], exc)
+    return _Loaded(stamp, [CompiledDag.of(s) for s in specs])
+
+
+def _load_file(file: Path, max_tasks: int, *, again: bool) -> list[spec.DagSpec]:
     if file.suffix in (".yaml", ".yml"):
         return [yaml_dags.load_file(file, max_tasks=max_tasks)]
     if file.suffix != ".py":
@@ -75,7 +127,10 @@ def _load_file(file: Path, max_tasks: int) -> list[spec.DagSpec]:
                               f"{getattr(existing, '__file__', 'a built-in module')}; "
                               "rename the file", source=str(file))
     try:
-        module = importlib.import_module(module_name)
+        if existing is not None and again:
+            module = _execute_afresh(module_name, file)
+        else:
+            module = importlib.import_module(module_name)
     except errors.DagError as exc:
         if exc.source:
             raise
@@ -89,3 +144,20 @@ def _load_file(file: Path, max_tasks: int) -> list[spec.DagSpec]:
             raise errors.DagError(f"has {len(s.tasks)} tasks, more than the limit {max_tasks}",
                                   dag_id=s.id, source=str(file))
     return found
+
+
+def _execute_afresh(name: str, file: Path) -> object:
+    """Run a changed file's current source as its module (never a cached .pyc, whose
+    one-second timestamps can miss a quick edit); the old module stays if it fails."""
+    old = sys.modules[name]
+    found = importlib.util.spec_from_file_location(name, file)
+    assert found is not None
+    module = importlib.util.module_from_spec(found)
+    code = compile(file.read_bytes(), str(file), "exec", dont_inherit=True)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules[name] = old
+        raise
+    return module

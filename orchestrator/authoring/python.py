@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator import errors
+from orchestrator.model import params as run_params
 from orchestrator.model import spec
 
 P = ParamSpec("P")
@@ -309,7 +310,7 @@ class Dag:
         finally:
             _building.reset(token)
         for name, ps in params.items():
-            if not ps.required and not spec._is_json(ps.default):
+            if not ps.required and not run_params.is_json(ps.default):
                 raise errors.DagError(f"default of param {name!r} is not JSON: {ps.default!r}",
                                       dag_id=dag_id)
         return spec.build(

@@ -13,12 +13,13 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.execution import operators, task_context
+from orchestrator.model import params as params_
 from orchestrator.model import plan, spec, triggers
 
 
 def run_in_process(dag: spec.DagSpec, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return ``{task_id: result}`` for the tasks that ran (skipped ones are absent)."""
-    values = spec.validate_params(dag, params)
+    values = params_.validate(dag, params)
     p = plan.build(dag)
     run_id = f"local-{uuid.uuid4().hex[:12]}"
     results: dict[str, Any] = {}

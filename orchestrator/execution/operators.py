@@ -21,17 +21,6 @@ from orchestrator.execution import task_context
 from orchestrator.model import spec
 
 
-class ShellCommandFailed(errors.OrchestratorError):
-    """A shell task exited with a non-zero status."""
-
-    def __init__(self, returncode: int, stderr: str) -> None:
-        self.returncode = returncode
-        self.stderr = stderr
-        tail = stderr.strip().splitlines()[-5:]
-        super().__init__(f"command exited with status {returncode}"
-                         + (": " + " | ".join(tail) if tail else ""))
-
-
 @functools.lru_cache(maxsize=4096)
 def resolve(path: str) -> Callable[..., Any]:
     """Import ``module:qualname``; unwrap ``@task`` functions to the plain function."""
@@ -94,5 +83,5 @@ def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext) -> str:
     if proc.stderr:
         sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
-        raise ShellCommandFailed(proc.returncode, proc.stderr)
+        raise errors.ShellCommandFailed(proc.returncode, proc.stderr)
     return proc.stdout.strip()

@@ -24,6 +24,8 @@ class Attempt(_Record):
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    dag_version: str | None = None
+    """The DAG version the worker that ran it had loaded."""
 
 
 class TaskInstance(_Record):
@@ -64,6 +66,8 @@ class Run(_Record):
     unfinished: int
     created_at: dt.datetime
     finished_at: dt.datetime | None = None
+    dag_version: str | None = None
+    """The DAG version it was submitted with (what its tasks run from)."""
     tasks: dict[str, TaskInstance] = {}
 
     @property

@@ -7,25 +7,15 @@ naming what is wrong. Nothing here does I/O.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    TypeAdapter,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
+from orchestrator.model import params
 from orchestrator.model.triggers import TriggerRule
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
@@ -264,7 +254,7 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
     for arg in (*t.args, *t.kwargs.values()):
         if isinstance(arg, ParamArg) and arg.param not in spec.params:
             raise errors.DagError(f"task {t.id!r} uses unknown param {arg.param!r}", **at)
-        if isinstance(arg, ValueArg) and not _is_json(arg.value):
+        if isinstance(arg, ValueArg) and not params.is_json(arg.value):
             raise errors.DagError(f"task {t.id!r}: argument {arg.value!r} is not JSON", **at)
     if t.retry_backoff_max < t.retry_backoff:
         raise errors.DagError(f"task {t.id!r}: retry_backoff_max is below retry_backoff", **at)
@@ -317,53 +307,3 @@ def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
     cycle = path[index[node]:]
     cycle.reverse()  # parents were walked; report upstream -> downstream
     return [*cycle, cycle[0]]
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-_TYPES: dict[str, TypeAdapter[Any]] = {
-    "string": TypeAdapter(StrictStr),
-    "integer": TypeAdapter(StrictInt),
-    "number": TypeAdapter(StrictInt | float),
-    "boolean": TypeAdapter(StrictBool),
-    "array": TypeAdapter(list[Any]),
-    "object": TypeAdapter(dict[str, Any]),
-}
-
-
-def validate_params(spec: DagSpec, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Fill defaults and check types; raise :class:`ParamsError` listing every problem."""
-    given = dict(params or {})
-    problems: list[str] = []
-    for name in sorted(set(given) - set(spec.params)):
-        problems.append(f"unknown param {name!r}")
-    out: dict[str, Any] = {}
-    for name, p in spec.params.items():
-        if name not in given:
-            if p.required:
-                problems.append(f"missing required param {name!r}")
-            else:
-                out[name] = p.default
-            continue
-        value = given[name]
-        if p.type in _TYPES:
-            try:
-                _TYPES[p.type].validate_python(value, strict=True)
-            except PydanticValidationError:
-                problems.append(f"param {name!r} must be {p.type}, got "
-                                f"{type(value).__name__} {value!r}")
-                continue
-        if (isinstance(value, float) and not math.isfinite(value)) or not _is_json(value):
-            problems.append(f"param {name!r} is not JSON-serialisable: {value!r}")
-            continue
-        out[name] = value
-    if problems:
-        raise errors.ParamsError(f"invalid params for DAG {spec.id!r}: " + "; ".join(problems),
-                                 problems=problems)
-    return out

@@ -6,52 +6,54 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterator, Sequence
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from orchestrator.model import plan, triggers
 from orchestrator.model.states import RunState, TaskState
 from orchestrator.store import statements as sql
-from orchestrator.store.tables import runs
+from orchestrator.store.results import Change
 
 _IN_CHUNK = 900  # stays under every backend's bound-parameter limit
 
 
 def propagate(conn: Connection, run_id: str, p: plan.Plan,
-               finished: list[tuple[str, TaskState, Collection[str] | None]],
-               now: dt.datetime) -> tuple[list[tuple[str, int]], int, int]:
+              finished: list[tuple[str, TaskState, Collection[str] | None]],
+              now: dt.datetime, change: Change) -> tuple[int, int]:
     """Hand each finished task's outcome to its children and apply their trigger rules.
 
     A child its rule settles as skipped or upstream_failed is finished too, and hands
-    that on in turn. Returns the children now ready (with their attempts), how many
-    tasks this settled, and how many failed leaves there are among the finished and the
-    settled tasks (the run fails if any leaf fails, as in Airflow)."""
-    ready: list[tuple[str, int]] = []
+    that on in turn. Children now ready go to ``change.queued``, settled ones to
+    ``change.finished``. Returns how many tasks this settled, and how many failed leaves
+    there are among the finished and the settled tasks (the run fails if any leaf
+    fails, as in Airflow)."""
     settled = 0
     failed_leaves = sum(1 for t, o, _ in finished
                         if o == TaskState.FAILED and not p.downstream[t])
     todo = list(finished)
     while todo:
         parent, outcome, chosen = todo.pop()
-        decided = _count_parent(conn, run_id, p, parent, outcome, chosen, now, ready)
+        decided = _count_parent(conn, run_id, p, parent, outcome, chosen, now, change)
         for state, children in decided.items():
             rows = _settle(conn, run_id, children, state, parent, now)
             if state == TaskState.QUEUED:
-                ready += rows
+                change.queued += rows
                 continue
             settled += len(rows)
             for task_id, _ in rows:
+                change.finished.append((task_id, state))
                 if state == TaskState.UPSTREAM_FAILED and not p.downstream[task_id]:
                     failed_leaves += 1
                 todo.append((task_id, state, None))
-    return ready, settled, failed_leaves
+    return settled, failed_leaves
+
 
 def _count_parent(conn: Connection, run_id: str, p: plan.Plan, parent: str,
                   outcome: TaskState, chosen: Collection[str] | None, now: dt.datetime,
-                  ready: list[tuple[str, int]]) -> dict[TaskState, list[str]]:
+                  change: Change) -> dict[TaskState, list[str]]:
     """Count ``parent``'s outcome in each child; return the children a rule settled.
 
     The hot path, a success reaching all_success children, is decided in SQL in the
-    same statement (appended to ``ready``); the other children are decided here."""
+    same statement (appended to ``change.queued``); the other children are decided here."""
     fast: list[str] = []
     by_outcome: dict[TaskState, list[str]] = {}
     for child in p.downstream[parent]:
@@ -62,7 +64,7 @@ def _count_parent(conn: Connection, run_id: str, p: plan.Plan, parent: str,
         else:
             by_outcome.setdefault(o, []).append(child)
     for chunk in chunks(fast):
-        ready += [(r.task_id, r.attempt) for r in conn.execute(
+        change.queued += [(r.task_id, r.attempt) for r in conn.execute(
             sql.RELEASE_ON_SUCCESS, {"b_run": run_id, "b_ids": chunk, "b_now": now})
             if r.remaining == 0 and r.state == TaskState.QUEUED]
     decided: dict[TaskState, list[str]] = {}
@@ -83,6 +85,7 @@ def _count_parent(conn: Connection, run_id: str, p: plan.Plan, parent: str,
                     decided.setdefault(state, []).append(r.task_id)
     return decided
 
+
 def _settle(conn: Connection, run_id: str, children: list[str], state: TaskState,
             parent: str, now: dt.datetime) -> list[tuple[str, int]]:
     """Move children out of pending (compare-and-set: of racing parents, one decides)."""
@@ -95,17 +98,18 @@ def _settle(conn: Connection, run_id: str, children: list[str], state: TaskState
             "b_error": _why(state, parent)})]
     return out
 
+
 def count_down(conn: Connection, run_id: str, *, finished: int, failed: int,
-                now: dt.datetime) -> RunState | None:
+               now: dt.datetime, change: Change) -> None:
+    """Count ``finished`` tasks down in the run; the transaction that reaches zero ends it."""
     left, failures = conn.execute(sql.COUNT_DOWN, {
         "b_run": run_id, "b_finished": finished, "b_failed": failed}).one()
     if left > 0:
-        return None
+        return
     state = RunState.FAILED if failures else RunState.SUCCESS
-    conn.execute(update(runs).where(runs.c.id == run_id,
-                                    runs.c.state == RunState.RUNNING).values(
-        state=state, finished_at=now))
-    return state
+    if conn.execute(sql.END_RUN, {"b_run": run_id, "b_state": state,
+                                  "b_now": now}).rowcount == 1:
+        change.run_state = state
 
 
 def _why(state: TaskState, parent: str) -> str | None:
@@ -119,6 +123,3 @@ def _why(state: TaskState, parent: str) -> str | None:
 def chunks(items: Sequence[str]) -> Iterator[list[str]]:
     for i in range(0, len(items), _IN_CHUNK):
         yield list(items[i:i + _IN_CHUNK])
-
-
-

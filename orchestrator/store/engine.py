@@ -1,5 +1,5 @@
-"""Engines tuned per backend, retries of transactions PostgreSQL aborts, and schema
-migration through Alembic."""
+"""Engines tuned per backend, a writer lock for SQLite, and retries of transactions
+PostgreSQL aborts."""
 
 from __future__ import annotations
 
@@ -12,17 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator import errors
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
 WRITE = "orchestrator_write"
 """Execution option: a transaction that will write (SQLite then takes the lock up front)."""
@@ -99,31 +94,6 @@ def _sqlite_engine(u: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
-
-
-_migrated: set[str] = set()
-_lock = threading.Lock()
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; cheap when it already is."""
-    key = str(engine.url)
-    with _lock:
-        if key in _migrated:
-            return
-        script = ScriptDirectory(str(MIGRATIONS))
-        head = script.get_current_head()
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            conn.rollback()
-        if current != head:
-            cfg = Config()
-            cfg.set_main_option("script_location", str(MIGRATIONS))
-            with engine.connect() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-                conn.commit()
-        _migrated.add(key)
 
 
 class WriterLock:

@@ -1,4 +1,4 @@
-"""The schema: runs, task instances (one per DAG node per run) and attempts."""
+"""The schema: DAG versions, runs, task instances (one per DAG node per run), attempts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -40,6 +42,16 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
+dag_versions = Table(
+    "dag_versions", metadata,
+    # sha256 of the spec's canonical JSON (model.compiled): each version stored once.
+    Column("version", String(64), primary_key=True),
+    Column("dag_id", String(100), nullable=False),
+    Column("spec", Json, nullable=False),
+    Column("source", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 runs = Table(
     "runs", metadata,
     Column("id", String(32), primary_key=True),
@@ -56,7 +68,12 @@ runs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("deadline", UTCDateTime),
+    # The DAG version it was submitted with: workers plan from it, never from a file
+    # that may have changed since.
+    Column("dag_version", String(64)),
     UniqueConstraint("dag_id", "idempotency_key", name="uq_runs_dag_idempotency_key"),
+    ForeignKeyConstraint(["dag_version"], ["dag_versions.version"],
+                         name="fk_runs_dag_version"),
 )
 Index("ix_runs_dag_created", runs.c.dag_id, runs.c.created_at)
 Index("ix_runs_state", runs.c.state)
@@ -82,7 +99,12 @@ task_instances = Table(
     # renewals) and the wall time by which its timeout says it must have ended.
     Column("token", String(32)),
     Column("deadline", Float),
+    # When its message went out (or, waiting for a retry, when that is due); the
+    # reconciler resends what no worker took well after it.
     Column("queued_at", UTCDateTime),
+    # Its message could not be sent (broker unreachable): the reconciler's next pass
+    # sends it, without waiting for the requeue interval.
+    Column("unsent", Boolean, nullable=False, server_default=false()),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     # A mapped task's row stands for all its instances: map_count items, map_next the
@@ -119,6 +141,9 @@ attempts = Table(
     Column("error_type", String(200)),
     Column("error_message", Text),
     Column("traceback", Text),
+    # The version of the DAG the worker that ran it had loaded (it may differ from the
+    # run's when a file changed and that worker has not seen the change).
+    Column("dag_version", String(64)),
     ForeignKeyConstraint(["run_id", "task_id"],
                          ["task_instances.run_id", "task_instances.task_id"],
                          ondelete="CASCADE", name="fk_attempts_task_instance"),

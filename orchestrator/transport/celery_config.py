@@ -1,4 +1,4 @@
-"""The Celery configuration baseline shared by producers (client, workers) and workers."""
+"""The Celery configuration shared by producers (client, coordinator) and workers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from orchestrator.settings import Settings
 
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
-    vt = settings.effective_visibility_timeout
     return {
         "broker_url": broker_url,
         # The state database is the result store: Celery's result backend would be the
@@ -21,13 +20,13 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
-        "task_default_queue": settings.default_queue,
+        "task_default_queue": settings.worker.default_queue,
         "broker_transport_options": {
             # Above the longest task timeout, or a healthy long task is redelivered again
             # and again while it runs.
-            "visibility_timeout": vt,
+            "visibility_timeout": settings.visibility_timeout,
             # kombu's defaults took ~84 s to bring back a lost message; sweep more often.
-            "unacked_restore_interval": settings.unacked_restore_interval,
+            "unacked_restore_interval": settings.broker.unacked_restore_interval,
             "unacked_restore_throttle": 1,
             "socket_timeout": 30,
             "health_check_interval": 10,
@@ -37,8 +36,8 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         # Events cost about a millisecond per task in the worker's main process (measured:
         # a third of its time on a wide fan-out). Flower enables them in the workers it
         # watches; `task_events` turns them on from the start.
-        "worker_send_task_events": settings.task_events,
-        "task_send_sent_event": settings.task_events,
+        "worker_send_task_events": settings.worker.task_events,
+        "task_send_sent_event": settings.worker.task_events,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_lost_wait": 10.0,
         "worker_hijack_root_logger": False,

@@ -1,4 +1,4 @@
-"""The only module that sends to the broker.
+"""Sends node attempts to workers.
 
 A dispatched node goes out as the chain of its segment (``plan.segment_from``); several
 ready segments go out together as a group. Each message names one node attempt
@@ -7,23 +7,17 @@ ready segments go out together as a group. Each message names one node attempt
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
 from celery import Celery, chain, group
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator import errors
-from orchestrator.model import plan, spec
+from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.transport.celery_config import celery_config
-
-RUN_EVENTS_CHANNEL = "orchestrator:run-finished"
 
 
 def task_name(dag_id: str, task_id: str) -> str:
@@ -38,15 +32,15 @@ def make_producer_app(settings: Settings, broker_url: str) -> Celery:
 
 
 class Dispatcher:
-    """Sends node attempts to workers through Celery, and run events through Redis."""
+    """Sends node attempts through Celery, and terminates running ones."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
-        self.default_queue = settings.default_queue
-        self.time_limit_grace = settings.time_limit_grace
+        self.default_queue = settings.worker.default_queue
+        self.time_limit_grace = settings.worker.time_limit_grace
 
-    def signature(self, dag: spec.DagSpec, run_id: str, task_id: str, attempt: int) -> Signature:
-        t = dag.task(task_id)
+    def signature(self, dag: CompiledDag, run_id: str, task_id: str, attempt: int) -> Signature:
+        t = dag.spec.task(task_id)
         options: dict[str, Any] = {"queue": t.queue or self.default_queue}
         if t.timeout is not None:
             options["soft_time_limit"] = t.timeout
@@ -56,21 +50,21 @@ class Dispatcher:
             kwargs={"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt},
             immutable=True, **options)
 
-    def segment(self, dag: spec.DagSpec, p: plan.Plan, run_id: str, head: str,
+    def segment(self, dag: CompiledDag, run_id: str, head: str,
                 attempts: Mapping[str, int]) -> Signature:
-        nodes = p.segment_from(head)
+        nodes = dag.plan.segment_from(head)
         sigs = [self.signature(dag, run_id, n, attempts.get(n, 1)) for n in nodes]
         return sigs[0] if len(sigs) == 1 else chain(*sigs)
 
-    def send(self, dag: spec.DagSpec, p: plan.Plan, run_id: str,
-             heads: Sequence[tuple[str, int]], tail_attempts: Mapping[str, int] | None = None,
+    def send(self, dag: CompiledDag, run_id: str, heads: Sequence[tuple[str, int]],
+             tail_attempts: Mapping[str, int] | None = None,
              countdown: float | None = None) -> None:
         """Send the segments starting at ``heads`` (task id, attempt)."""
         if not heads:
             return
         attempts = dict(tail_attempts or {})
         attempts.update(heads)
-        sigs = [self.segment(dag, p, run_id, h, attempts) for h, _ in heads]
+        sigs = [self.segment(dag, run_id, h, attempts) for h, _ in heads]
         options = {"countdown": countdown} if countdown else {}
         try:
             if len(sigs) == 1:
@@ -83,24 +77,16 @@ class Dispatcher:
     def terminate(self, celery_ids: Sequence[str]) -> None:
         """Revoke these Celery tasks and terminate the processes running them."""
         if celery_ids:
-            self.app.control.revoke(list(celery_ids), terminate=True, signal="SIGTERM")
+            try:
+                self.app.control.revoke(list(celery_ids), terminate=True, signal="SIGTERM")
+            except KombuOperationalError as exc:
+                raise errors.TransportError(f"cannot reach the broker: {exc}") from exc
 
-    def run_finished(self, run_id: str, state: str) -> None:
-        """Wake clients waiting on this run (they fall back to polling the database)."""
-        # A notification is a shortcut, not the source of truth: losing one is fine.
-        with contextlib.suppress(redis.RedisError):
-            _redis(self.app.conf.broker_url).publish(
-                RUN_EVENTS_CHANNEL, json.dumps({"run": run_id, "state": state}))
-
-
-@functools.lru_cache(maxsize=8)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-
-def subscribe(broker_url: str) -> Any:
-    """A pub/sub subscription to run-finished events."""
-    client = redis.Redis.from_url(broker_url, socket_connect_timeout=5)
-    ps = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    ps.subscribe(RUN_EVENTS_CHANNEL)
-    return ps
+    def reachable(self, timeout: float = 3.0) -> bool:
+        """Whether the broker answers now (checked before a submit writes anything)."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=timeout)
+        except Exception:  # any failure to connect means: not reachable now
+            return False
+        return True

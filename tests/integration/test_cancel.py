@@ -7,7 +7,7 @@ import pytest
 from orchestrator import errors
 from orchestrator.client import Client
 from orchestrator.model.states import RunState, TaskState
-from tests.conftest import Ledger, alive, wait_until
+from tests.support import Ledger, alive, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,17 +12,15 @@ from typer.testing import CliRunner
 
 from orchestrator import cli, errors
 from orchestrator.devstack.stack import LocalStack
-from tests.conftest import ROOT, TEST_DAGS, Ledger
+from tests.support import ROOT, TEST_DAGS, Ledger
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def runner(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    s = stack.settings
-    for key, value in {"BROKER_URL": s.broker_url, "DATABASE_URL": s.database_url,
-                       "DAGS_PATH": str(s.dags_path), "DEFAULT_QUEUE": s.default_queue}.items():
-        monkeypatch.setenv(f"ORCH_{key}", str(value))
+    for key, value in stack.settings.as_env().items():
+        monkeypatch.setenv(key, value)
     return CliRunner()
 
 
@@ -107,9 +105,10 @@ def test_dags_list_json(runner: CliRunner) -> None:
     assert "cyclic" not in ids
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env["ORCH_DATABASE_URL"] = "sqlite:///:memory:"
+    env.update(settings)
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -126,7 +125,16 @@ def test_dags_validate_accepts_the_examples() -> None:
     assert "ok example " in proc.stdout and "ok example_yaml " in proc.stdout
 
 
-def test_errors_exit_2_with_a_message() -> None:
-    proc = _cli("run", "no_such_dag")
+def test_errors_exit_2_with_a_message(stack: LocalStack) -> None:
+    proc = _cli("run", "no_such_dag", **stack.settings.as_env())
     assert proc.returncode == 2
     assert "unknown DAG 'no_such_dag'" in proc.stderr
+
+
+def test_a_schema_behind_stops_every_command_with_one_line_naming_db_upgrade() -> None:
+    for args in (["run", "example"], ["runs", "list"], ["coordinator"]):
+        proc = _cli(*args, ORCH_BROKER_URL="redis://127.0.0.1:1/0")  # an empty database
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, (args, proc.stderr)
+        assert "has no orchestrator schema yet: run `orchestrator db upgrade`" in lines[0]

@@ -11,9 +11,8 @@ import redis
 from orchestrator.client import Client
 from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.devstack.stack import LocalStack
-from orchestrator.model import plan
 from orchestrator.model.states import RunState
-from tests.conftest import Ledger, free_port, make_settings, wait_until
+from tests.support import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -35,17 +34,16 @@ def test_every_message_into_a_fan_in_delivered_twice(isolated: LocalStack,
         run_id = client.submit("fanin3")
         wait_until(lambda: len(ledger.entries(run_id)) == 3, what="the three parents to start")
         dag = client.dag("fanin3")
-        p = plan.build(dag)
-        again = client._dispatcher
+        again = client._wiring.dispatcher
         for parent in ("p0", "p1", "p2"):  # the broker delivers each parent's message again
-            again.send(dag, p, run_id, [(parent, 1)])
+            again.send(dag, run_id, [(parent, 1)])
         ledger.open_gate(run_id, "go")
         run = client.wait(run_id, timeout=120)
         assert run.state == RunState.SUCCESS
-        again.send(dag, p, run_id, [("join_all", 1)])  # and the join's, after it ran
+        again.send(dag, run_id, [("join_all", 1)])  # and the join's, after it ran
 
-        r = redis.Redis.from_url(isolated.settings.broker_url or "")
-        queue = isolated.settings.default_queue
+        r = redis.Redis.from_url(isolated.settings.broker.url or "")
+        queue = isolated.settings.worker.default_queue
         wait_until(lambda: r.llen(queue) == 0 and r.hlen("unacked") == 0, timeout=60,
                    what="every duplicate to be delivered and dropped")
         r.close()

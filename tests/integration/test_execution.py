@@ -12,7 +12,7 @@ from orchestrator.client import Client
 from orchestrator.execution import local
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Claim, Store
-from tests.conftest import Ledger, plan_of, wait_until
+from tests.support import Ledger, compiled_of, wait_until
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120
@@ -42,7 +42,7 @@ def test_lattice_matches_an_in_process_run(client: Client) -> None:
     run_id = client.submit("lattice10")
     run = client.wait(run_id, timeout=WAIT_S)
     assert run.state == RunState.SUCCESS
-    expected = local.run_in_process(client.dag("lattice10"))
+    expected = local.run_in_process(client.dag("lattice10").spec)
     assert {t: run.tasks[t].result for t in expected} == expected
     # every node started after every node of the layer before it finished
     for i in range(1, 10):
@@ -153,7 +153,7 @@ def test_bad_submissions_write_and_send_nothing(
         client: Client, broker: redis.Redis, dag_id: str, params: dict[str, object],
         exc: type[Exception], message: str) -> None:
     queue = f"unconsumed-{dag_id}"
-    with Client(client.settings.model_copy(update={"default_queue": queue})) as c:
+    with Client(client.settings.with_env(ORCH_DEFAULT_QUEUE=queue)) as c:
         before = c.store.count_rows()
         with pytest.raises(exc, match=message.replace("(", r"\(")):
             c.submit(dag_id, params)
@@ -166,15 +166,15 @@ def test_store_rejects_late_results_from_a_superseded_attempt(client: Client) ->
     """The attempt number fences writes: a success for attempt 1 after attempt 2 took over
     changes nothing."""
     store: Store = client.store
-    run = store.create_run(run_id=uuid.uuid4().hex,
-                           dag_id="direct", params={}, upstream={"a": [], "b": ["a"]},
-                           max_attempts={"a": 3, "b": 1})
+    dag = compiled_of({"a": [], "b": ["a"]}, retries=2)
+    run = store.create_run(dag, run_id=uuid.uuid4().hex, params={})
     claim = store.claim(run.run_id, "a", 1, worker="w1", pid=1, lease_seconds=60,
                         data_from=[], max_lost=3)
     assert isinstance(claim, Claim)
-    p = plan_of({"a": [], "b": ["a"]})
-    assert store.fail(run.run_id, "a", 1, error_type="E", message="m", traceback=None,
-                      retry=True, p=p).retry_attempt == 2
+    p = dag.plan
+    retried = store.fail(run.run_id, "a", 1, error_type="E", message="m", traceback=None,
+                         retry_in=0.0, p=p)
+    assert retried.retry == ("a", 2, 0.0)
     second = store.claim(run.run_id, "a", 2, worker="w2", pid=2, lease_seconds=60,
                          data_from=[], max_lost=3)
     assert isinstance(second, Claim) and second.token and second.token != claim.token
@@ -185,7 +185,7 @@ def test_store_rejects_late_results_from_a_superseded_attempt(client: Client) ->
     assert not store.succeed(run.run_id, "a", 2, "forged", p, token="not-the-token").applied
     assert store.renew_lease(run.run_id, "a", 2, second.token, 60)
     ok = store.succeed(run.run_id, "a", 2, "fresh", p, token=second.token)
-    assert ok.applied and ok.ready == [("b", 1)]
+    assert ok.applied and ok.queued == [("b", 1)]
     dup = store.succeed(run.run_id, "a", 2, "again", p)
     assert not dup.applied
     assert store.result(run.run_id, "a") == (TaskState.SUCCESS, "fresh")
@@ -195,5 +195,5 @@ def test_a_result_that_is_not_json_fails_the_task(client: Client) -> None:
     run = client.wait(client.submit("badresult"), timeout=WAIT_S)
     assert run.state == RunState.FAILED
     (attempt,) = run.tasks["not_json"].attempts
-    assert attempt.error_type == "TypeError"
+    assert attempt.error_type == "InvalidResult"
     assert "not JSON serializable" in (attempt.error_message or "")

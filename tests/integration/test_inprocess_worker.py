@@ -19,7 +19,7 @@ from orchestrator.model.states import RunState
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.transport.celery_config import celery_config as orchestrator_celery_config
-from tests.conftest import make_settings
+from tests.support import make_settings
 from workers.app import register
 
 pytestmark = pytest.mark.integration
@@ -30,14 +30,16 @@ def inprocess_settings(broker_url: str, ledger_dir: Path,
                        tmp_path_factory: pytest.TempPathFactory) -> Settings:
     db = tmp_path_factory.mktemp("inprocess") / "state.db"
     settings = make_settings(broker_url, f"sqlite:///{db}")
-    Store(settings.database_url).dispose()
+    store = Store(settings.database.url)
+    store.upgrade()
+    store.dispose()
     return settings
 
 
 @pytest.fixture(scope="session")
 def celery_config(inprocess_settings: Settings) -> Mapping[str, Any]:
-    assert inprocess_settings.broker_url is not None
-    return orchestrator_celery_config(inprocess_settings, inprocess_settings.broker_url)
+    assert inprocess_settings.broker.url is not None
+    return orchestrator_celery_config(inprocess_settings, inprocess_settings.broker.url)
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +47,9 @@ def celery_worker_parameters(celery_session_app: Celery,
                              inprocess_settings: Settings) -> Mapping[str, Any]:
     # Runs before celery_session_worker starts: register our tasks on its app first.
     register(celery_session_app, inprocess_settings,
-             discovery.load(inprocess_settings.dags_path))
+             discovery.load(inprocess_settings.dags.path))
     # No result backend here (the state DB is ours), so the ping check cannot answer.
-    return {"queues": (inprocess_settings.default_queue,), "perform_ping_check": False}
+    return {"queues": (inprocess_settings.worker.default_queue,), "perform_ping_check": False}
 
 
 @pytest.fixture

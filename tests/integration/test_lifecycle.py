@@ -18,7 +18,7 @@ import pytest
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
-from tests.conftest import ROOT, alive, free_port, make_settings, wait_until
+from tests.support import ROOT, alive, free_port, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +58,9 @@ def test_embedded_broker_dies_with_a_sigkilled_launcher(tmp_path: Path) -> None:
 def test_up_stops_everything_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update(ORCH_DATABASE_URL=f"sqlite:///{tmp_path / 'up.db'}",
-               ORCH_FLOWER_PORT=str(free_port()), ORCH_FLOWER_PASSWORD="pw")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"], cwd=ROOT, env=env,
+               ORCH_DAGS_PATH=str(ROOT / "dags"), ORCH_FLOWER_PORT=str(free_port()))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"], cwd=tmp_path,
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     lines: list[str] = []
@@ -105,7 +106,7 @@ def _flower_get(port: int, path: str, auth: str | None) -> tuple[int, bytes]:
 
 
 def test_flower_shows_readable_task_names_and_dag_context(flower_stack: LocalStack) -> None:
-    port = flower_stack.settings.flower_port
+    port = flower_stack.settings.flower.port
     wait_until(lambda: _flower_get(port, "/healthcheck", None)[0] == 200, what="Flower")
     assert _flower_get(port, "/api/tasks", None)[0] == 401  # basic auth is on
     with Client(flower_stack.settings) as client:

@@ -20,7 +20,7 @@ from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.execution import local
 from orchestrator.model.states import RunState
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -70,7 +70,7 @@ def test_random_graphs(graph: tuple[int, list[tuple[int, int]], bool], broker_ur
                 client.submit(dag_id)
             assert client.store.count_rows() == before
         r = redis.Redis.from_url(broker_url)
-        assert r.llen(s.default_queue) == 0
+        assert r.llen(s.worker.default_queue) == 0
         r.close()
         return
     with LocalStack(s, workers=1, concurrency=2, log_dir=str(tmp_path)) as stack, \
@@ -104,7 +104,7 @@ def test_random_bad_params_write_and_send_nothing(times: object, extra: dict[str
         assert all(f"unknown param {k!r}" in str(exc.value) for k in extra)
         assert client.store.count_rows() == before
     r = redis.Redis.from_url(broker_url)
-    assert r.llen(s.default_queue) == 0
+    assert r.llen(s.worker.default_queue) == 0
     r.close()
 
 
@@ -157,10 +157,10 @@ def test_random_mapped_dags_match_an_in_process_run(shape: dict[str, object], of
             Client(stack.settings) as client:
         dag = client.dag(dag_id)
         run = client.wait(client.submit(dag_id, {"offset": offset}), timeout=120)
-    expected = local.run_in_process(dag, {"offset": offset})
+    expected = local.run_in_process(dag.spec, {"offset": offset})
     assert run.state == RunState.SUCCESS
     assert {t: run.tasks[t].result for t in expected} == expected
-    for t in dag.tasks:
+    for t in dag.spec.tasks:
         if t.map_over is None:
             continue
         items = expected[t.map_over]

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.authoring import discovery
 from orchestrator.client import Client
 from orchestrator.coordinator.reconciler import Reconciler
 from orchestrator.devstack.broker import EmbeddedBroker
@@ -21,8 +20,8 @@ from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Stalled, Store
 from orchestrator.store.tables import task_instances
-from orchestrator.transport import dispatch
-from tests.conftest import Ledger, free_port, make_settings, wait_until
+from orchestrator.wiring import Wiring
+from tests.support import Ledger, compiled_of, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 WAIT_S = 90
@@ -142,9 +141,8 @@ def test_mapped_instances_lost_with_their_worker_run_again(
 
 def _queued_run(store: Store, tasks: int = 1) -> str:
     run_id = uuid.uuid4().hex
-    store.create_run(run_id=run_id, dag_id="d", params={},
-                     upstream={f"t{i}": [] for i in range(tasks)},
-                     max_attempts={f"t{i}": 1 for i in range(tasks)})
+    store.create_run(compiled_of({f"t{i}": [] for i in range(tasks)}, dag_id="d"),
+                     run_id=run_id, params={})
     return run_id
 
 
@@ -154,7 +152,7 @@ def _take(store: Store, cutoff: dt.datetime) -> list[Stalled]:
 
 def test_racing_coordinators_decide_a_resend_once(database_url: str) -> None:
     store = Store(database_url)
-    other = Store(database_url, migrate=False)
+    other = Store(database_url)
     run_id = _queued_run(store)
     (row,) = [t for t in store.get_run(run_id).tasks.values()]
     assert row.queued_at is not None
@@ -171,7 +169,7 @@ def test_racing_coordinators_decide_a_resend_once(database_url: str) -> None:
 @pytest.mark.postgres
 def test_coordinators_skip_the_rows_another_one_holds(postgres_url: str) -> None:
     store = Store(postgres_url)
-    other = Store(postgres_url, migrate=False)
+    other = Store(postgres_url)
     held, free = _queued_run(store), _queued_run(store)
     cutoff = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     with other.engine.connect() as conn, conn.begin():
@@ -200,16 +198,13 @@ def test_one_reconciler_at_a_time_holds_the_lease(database_url: str) -> None:
 
 def test_on_sqlite_only_the_lease_holder_reconciles(tmp_path: Path) -> None:
     settings = make_settings("redis://127.0.0.1:1/0", f"sqlite:///{tmp_path / 's.db'}")
-    store = Store(settings.database_url)
-    bag = discovery.load(settings.dags_path)
-    app = dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0")
-    first, second = (Reconciler(settings, store, dispatch.Dispatcher(app, settings), bag,
-                                name=n) for n in ("first", "second"))
-    assert first.leads() and not second.leads()
-    first.stop()
-    assert second.leads() and not first.leads()
-    app.close()
-    store.dispose()
+    with Wiring(settings, check_schema=False) as wiring:
+        wiring.store.upgrade()
+        first, second = (Reconciler(settings, wiring.outcomes, name=n)
+                         for n in ("first", "second"))
+        assert first.leads() and not second.leads()
+        first.stop()
+        assert second.leads() and not first.leads()
 
 
 def test_two_coordinators_one_killed_mid_run(broker_url: str, database_url: str,

@@ -7,7 +7,7 @@ import pytest
 from orchestrator import errors
 from orchestrator.client import Client
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
-from tests.conftest import Ledger, wait_until
+from tests.support import Ledger, wait_until
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120

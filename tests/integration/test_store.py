@@ -15,14 +15,14 @@ from alembic.migration import MigrationContext
 from orchestrator.model.states import RunState
 from orchestrator.store import Claim, Store
 from orchestrator.store.tables import metadata, task_instances
-from tests.conftest import plan_of, wait_until
+from tests.support import compiled_of, wait_until
 
 pytestmark = pytest.mark.integration
 PARENTS = 24
 
 
 def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None:
-    store = Store(database_url)
+    store = Store(database_url)  # the fixture ran `db upgrade` on it
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     store.dispose()
@@ -31,14 +31,14 @@ def test_migrations_build_exactly_the_declared_schema(database_url: str) -> None
 
 def _finish_parents(url: str, run_id: str, all_parents: list[str], parents: list[str],
                     out: mp.Queue) -> None:  # type: ignore[type-arg]
-    store = Store(url, migrate=False)
+    store = Store(url)
     released = []
-    dag = plan_of({**{q: [] for q in all_parents}, "join": all_parents})
+    dag = compiled_of({**{q: [] for q in all_parents}, "join": all_parents})
     for p in parents:
         assert store.claim(run_id, p, 1, worker="w", pid=0, lease_seconds=60, data_from=[],
                            max_lost=3) is not None
-        adv = store.succeed(run_id, p, 1, p, dag)
-        released += [n for n, _ in adv.ready]
+        change = store.succeed(run_id, p, 1, p, dag.plan)
+        released += [n for n, _ in change.queued]
     out.put(released)
     store.dispose()
 
@@ -48,9 +48,8 @@ def test_a_join_is_released_exactly_once_under_concurrent_parents(database_url: 
     store = Store(database_url)
     run_id = uuid.uuid4().hex
     parents = [f"p{i}" for i in range(PARENTS)]
-    upstream = {**{p: [] for p in parents}, "join": parents}
-    store.create_run(run_id=run_id, dag_id="join", params={}, upstream=upstream,
-                     max_attempts=dict.fromkeys(upstream, 1))
+    store.create_run(compiled_of({**{p: [] for p in parents}, "join": parents}),
+                     run_id=run_id, params={})
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_finish_parents,
@@ -79,8 +78,8 @@ def test_a_transaction_chosen_as_deadlock_victim_runs_again(postgres_url: str) -
     run_id = uuid.uuid4().hex
     up: dict[str, list[str]] = {"good": [], "broken": [], "a": ["good", "broken"],
                                 "b": ["good", "broken"]}
-    store.create_run(run_id=run_id, dag_id="direct", params={}, upstream=up,
-                     max_attempts=dict.fromkeys(up, 1))
+    dag = compiled_of(up)
+    store.create_run(dag, run_id=run_id, params={})
     claim = store.claim(run_id, "good", 1, worker="w", pid=1, lease_seconds=60,
                         data_from=[], max_lost=3)
     assert isinstance(claim, Claim)
@@ -96,7 +95,7 @@ def test_a_transaction_chosen_as_deadlock_victim_runs_again(postgres_url: str) -
         tx = other.begin()
         other.execute(child.where(task_instances.c.task_id == "b").with_for_update())
         worker = threading.Thread(target=lambda: outcome.append(
-            store.succeed(run_id, "good", 1, "ok", plan_of(up), token=claim.token)))
+            store.succeed(run_id, "good", 1, "ok", dag.plan, token=claim.token)))
         worker.start()
 
         def store_waits() -> bool:
@@ -110,8 +109,8 @@ def test_a_transaction_chosen_as_deadlock_victim_runs_again(postgres_url: str) -
     assert not worker.is_alive()
     with store.engine.connect() as probe:
         assert probe.execute(deadlocks).scalar_one() > before  # there was a deadlock
-    (adv,) = outcome
-    assert adv.applied and adv.ready == []  # 'a' and 'b' still wait for 'broken'
+    (change,) = outcome
+    assert change.applied and change.queued == []  # 'a' and 'b' still wait for 'broken'
     state = {t: ti.state for t, ti in store.get_run(run_id).tasks.items()}
     assert state == {"good": "success", "broken": "queued", "a": "pending", "b": "pending"}
     store.dispose()

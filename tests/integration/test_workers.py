@@ -14,7 +14,7 @@ import pytest
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
-from tests.conftest import ROOT, Ledger, make_settings, wait_until
+from tests.support import ROOT, Ledger, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120

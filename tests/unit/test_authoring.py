@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator import Dag, Output, context, dag, errors, task
-from orchestrator.model import spec
+from orchestrator.model import params, spec
 
 CALLS: list[str] = []
 
@@ -255,9 +255,9 @@ def test_params_from_signature() -> None:
         "untyped": ("any", False, 3),
     }
     assert s.task("add").args == (spec.ParamArg(param="n"),)
-    assert spec.validate_params(s, {"n": 1})["ratio"] == 0.5
+    assert params.validate(s, {"n": 1})["ratio"] == 0.5
     with pytest.raises(errors.ParamsError, match="param 'n' must be integer"):
-        spec.validate_params(s, {"n": "1"})
+        params.validate(s, {"n": "1"})
 
 
 def test_description_defaults_to_docstring() -> None:

@@ -104,12 +104,12 @@ def test_good_dags_load_beside_broken_files(tmp_path: Path) -> None:
     assert set(cycle_error.cycle) == {"a", "b"}
     assert str(bag.errors[str(dup)]) == (
         f"{dup}: DAG id 'py_{u}' is also defined in {good}")
-    assert bag.dags[f"py_{u}"].source == str(good)
-    assert bag.dags[f"yaml_{u}"].source == str(flow)
+    assert bag.dags[f"py_{u}"].spec.source == str(good)
+    assert bag.dags[f"yaml_{u}"].spec.source == str(flow)
 
     # the loaded DAGs really run, and YAML can name functions in the folder
-    assert local.run_in_process(bag.get(f"py_{u}"), {"n": 3}) == {"seed": 4, "double": 8}
-    assert local.run_in_process(bag.get(f"yaml_{u}")) == {"s": 5, "d": 10, "say": "n=4"}
+    assert local.run_in_process(bag.get(f"py_{u}").spec, {"n": 3}) == {"seed": 4, "double": 8}
+    assert local.run_in_process(bag.get(f"yaml_{u}").spec) == {"s": 5, "d": 10, "say": "n=4"}
 
 
 def test_unknown_dag_lists_known_dags_and_broken_files(tmp_path: Path) -> None:
@@ -229,10 +229,10 @@ def test_example_dags_load_and_run() -> None:
     assert {"example", "example_yaml"} <= set(bag.dags)
     n = 10
     squares = [i * i for i in range(1, n + 1)]
-    out = local.run_in_process(bag.get("example"), {"n": n})
+    out = local.run_in_process(bag.get("example").spec, {"n": n})
     assert out["total"] == sum(squares)
     assert out["largest"] == max(squares)
     assert out["report"] == f"sum of squares {sum(squares)}, largest {max(squares)}"
-    out = local.run_in_process(bag.get("example_yaml"))
+    out = local.run_in_process(bag.get("example_yaml").spec)
     assert out["total"] == sum(i * i for i in range(1, 6))
     assert out["announce"] == "squared 5 numbers"

@@ -5,31 +5,32 @@ from __future__ import annotations
 import json
 
 from orchestrator.model import plan, spec
+from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.transport import dispatch
 
 
-def _line(n: int) -> spec.DagSpec:
+def _line(n: int) -> CompiledDag:
     tasks = [{"id": f"t{i}", "kind": "shell", "command": "true",
               "upstream": [f"t{i - 1}"] if i else []} for i in range(n)]
-    return spec.build({"id": "line", "tasks": tasks})
+    return CompiledDag.of(spec.build({"id": "line", "tasks": tasks}))
 
 
-def _wide(n: int) -> spec.DagSpec:
+def _wide(n: int) -> CompiledDag:
     tasks = [{"id": "root", "kind": "shell", "command": "true"}]
     tasks += [{"id": f"w{i}", "kind": "shell", "command": "true", "upstream": ["root"]}
               for i in range(n)]
-    return spec.build({"id": "wide", "tasks": tasks})
+    return CompiledDag.of(spec.build({"id": "wide", "tasks": tasks}))
 
 
 def _dispatcher() -> dispatch.Dispatcher:
-    settings = Settings(broker_url="redis://127.0.0.1:1/0")
+    settings = Settings.from_env({"ORCH_BROKER_URL": "redis://127.0.0.1:1/0"})
     return dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
                                settings)
 
 
-def _message_bytes(dag: spec.DagSpec, head: str) -> int:
-    sig = _dispatcher().segment(dag, plan.build(dag), "r" * 32, head, {})
+def _message_bytes(dag: CompiledDag, head: str) -> int:
+    sig = _dispatcher().segment(dag, "r" * 32, head, {})
     return len(json.dumps(dict(sig)))
 
 
@@ -50,10 +51,10 @@ def test_message_size_does_not_grow_with_the_dag() -> None:
 
 
 def test_an_instance_of_a_mapped_task_is_one_small_message() -> None:
-    dag = spec.build({"id": "m", "tasks": [
+    dag = CompiledDag.of(spec.build({"id": "m", "tasks": [
         {"id": "src", "kind": "python", "callable": "x:src"},
         {"id": "sq", "kind": "python", "callable": "x:sq",
-         "args": [{"kind": "item", "task": "src"}]}]})
+         "args": [{"kind": "item", "task": "src"}]}]}))
     sig = _dispatcher().signature(dag, "run1", "sq[99999]", 1)
     # the item stays in the database: the message names the instance, whatever the list
     assert sig.task == "m.sq"

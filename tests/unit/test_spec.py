@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator import errors
-from orchestrator.model import spec
+from orchestrator.model import params, spec
 
 
 def shell(task_id: str, *upstream: str, **extra: Any) -> dict[str, Any]:
@@ -256,19 +256,19 @@ def pspec() -> spec.DagSpec:
 
 
 def test_defaults_filled(pspec: spec.DagSpec) -> None:
-    assert spec.validate_params(pspec, {"n": 3}) == {
+    assert params.validate(pspec, {"n": 3}) == {
         "n": 3, "x": 1.5, "s": "hi", "flag": False, "items": [], "conf": {}, "anything": None}
 
 
 def test_given_values_kept(pspec: spec.DagSpec) -> None:
     given = {"n": 1, "x": 2, "s": "a", "flag": True, "items": [1, "b"], "conf": {"k": [1]},
              "anything": {"deep": [1, 2.5, None]}}
-    assert spec.validate_params(pspec, given) == given
+    assert params.validate(pspec, given) == given
 
 
 def test_missing_required(pspec: spec.DagSpec) -> None:
     with pytest.raises(errors.ParamsError) as info:
-        spec.validate_params(pspec, None)
+        params.validate(pspec, None)
     assert info.value.problems == ["missing required param 'n'"]
     assert "invalid params for DAG 'd': missing required param 'n'" in str(info.value)
     assert isinstance(info.value, ValueError)
@@ -277,14 +277,14 @@ def test_missing_required(pspec: spec.DagSpec) -> None:
 @pytest.mark.parametrize("value", ["5", True, False, 1.5, 2.0, None, [1]])
 def test_integer_rejects_non_ints(pspec: spec.DagSpec, value: Any) -> None:
     with pytest.raises(errors.ParamsError) as info:
-        spec.validate_params(pspec, {"n": value})
+        params.validate(pspec, {"n": value})
     assert info.value.problems == [
         f"param 'n' must be integer, got {type(value).__name__} {value!r}"]
 
 
 @pytest.mark.parametrize("value", [1, -3, 2.5, 0.0])
 def test_number_accepts_int_and_float(pspec: spec.DagSpec, value: float) -> None:
-    assert spec.validate_params(pspec, {"n": 0, "x": value})["x"] == value
+    assert params.validate(pspec, {"n": 0, "x": value})["x"] == value
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -293,7 +293,7 @@ def test_number_accepts_int_and_float(pspec: spec.DagSpec, value: float) -> None
 ])
 def test_wrong_types(pspec: spec.DagSpec, name: str, value: Any) -> None:
     with pytest.raises(errors.ParamsError) as info:
-        spec.validate_params(pspec, {"n": 0, name: value})
+        params.validate(pspec, {"n": 0, name: value})
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(f"param {name!r} must be ")
 
@@ -305,19 +305,19 @@ def test_wrong_types(pspec: spec.DagSpec, name: str, value: Any) -> None:
 ])
 def test_not_json_serialisable(pspec: spec.DagSpec, name: str, value: Any) -> None:
     with pytest.raises(errors.ParamsError) as info:
-        spec.validate_params(pspec, {"n": 0, name: value})
+        params.validate(pspec, {"n": 0, name: value})
     assert info.value.problems == [f"param {name!r} is not JSON-serialisable: {value!r}"]
 
 
 def test_unknown_param(pspec: spec.DagSpec) -> None:
     with pytest.raises(errors.ParamsError) as info:
-        spec.validate_params(pspec, {"n": 1, "nn": 2})
+        params.validate(pspec, {"n": 1, "nn": 2})
     assert info.value.problems == ["unknown param 'nn'"]
 
 
 def test_every_problem_listed(pspec: spec.DagSpec) -> None:
     with pytest.raises(errors.ParamsError) as info:
-        spec.validate_params(pspec, {"zeta": 1, "alpha": 2, "s": 3, "anything": {1}})
+        params.validate(pspec, {"zeta": 1, "alpha": 2, "s": 3, "anything": {1}})
     problems = info.value.problems
     assert problems == [
         "unknown param 'alpha'",
@@ -332,5 +332,5 @@ def test_every_problem_listed(pspec: spec.DagSpec) -> None:
 
 def test_no_params_dag_accepts_none_and_empty() -> None:
     s = spec.build(dag(shell("a")))
-    assert spec.validate_params(s, None) == {}
-    assert spec.validate_params(s, {}) == {}
+    assert params.validate(s, None) == {}
+    assert params.validate(s, {}) == {}

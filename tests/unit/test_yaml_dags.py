@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator import errors
 from orchestrator.authoring import yaml_dags
-from orchestrator.model import spec
+from orchestrator.model import params, spec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "dags" / "example_yaml.yaml"
 
@@ -135,7 +135,7 @@ def test_param_types_inferred_from_defaults(tmp_path: Path) -> None:
         "loose": ("any", True, None),
     }
     assert s.params["day"].description == "the day"
-    assert spec.validate_params(s, {"required_one": 1, "loose": "x"})["n"] == 3
+    assert params.validate(s, {"required_one": 1, "loose": "x"})["n"] == 3
 
 
 def test_load_text_default_source() -> None:

@@ -1,0 +1,270 @@
+"""The store's one entry point: a transaction per call, the work done by the modules
+beside it (runs, attempts, advance, mapping, reconcile, reads).
+
+Read-modify-write through the ORM was measured to lose updates on SQLite and on
+PostgreSQL under concurrent workers, so nothing here reads a row and writes it back:
+each transition is a compare-and-set UPDATE (``store/statements.py``), and a statement
+that matches no row means another process got there first.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator import errors
+from orchestrator.model import plan, records
+from orchestrator.model.compiled import CompiledDag
+from orchestrator.model.rerun import Reset
+from orchestrator.model.states import RunState, TaskState
+from orchestrator.store import attempts, reads, reconcile, runs, schema
+from orchestrator.store import engine as engine_
+from orchestrator.store import statements as sql
+from orchestrator.store.results import (
+    Busy,
+    Change,
+    Claim,
+    GiveUp,
+    NewRun,
+    Overdue,
+    Rerun,
+    RunHeader,
+    Stalled,
+)
+
+CACHED_RUNS = 1000
+"""Run headers (params included) a process keeps; params never change after submit."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Store:
+    """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = engine_.make_engine(url)
+        self._writer = engine_.WriterLock(self.engine)
+        self._headers: collections.OrderedDict[str, RunHeader] = collections.OrderedDict()
+        self._versions: dict[str, CompiledDag] = {}
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self._writer.close()
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
+        with (self._writer.hold() if write else nullcontext()), self.engine.connect() as conn:
+            conn.execution_options(**{engine_.WRITE: write})
+            with conn.begin():
+                yield conn
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def check_schema(self) -> None:
+        """Raise :class:`SchemaBehind` (naming ``orchestrator db upgrade``) unless current."""
+        schema.check(self.engine)
+
+    def upgrade(self) -> tuple[str | None, str]:
+        return schema.upgrade(self.engine)
+
+    def schema_revision(self) -> str | None:
+        return schema.current(self.engine)
+
+    # -- submit and versions ---------------------------------------------------------------
+
+    def create_run(self, dag: CompiledDag, *, run_id: str, params: Mapping[str, Any],
+                   idempotency_key: str | None = None) -> NewRun:
+        """Write the DAG version (once), the run and one row per task, in one transaction.
+        With a key this DAG used before, return that run (same params) or raise Conflict."""
+        try:
+            with self._tx() as conn:
+                if idempotency_key is not None:
+                    existing = runs.by_key(conn, dag.id, idempotency_key, params)
+                    if existing is not None:
+                        return existing
+                runs.create(conn, dag, run_id=run_id, params=params,
+                            idempotency_key=idempotency_key, now=_now())
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # Another submitter with the same key won the race: theirs is the run.
+            with self._tx(write=False) as conn:
+                existing = runs.by_key(conn, dag.id, idempotency_key, params)
+            if existing is None:
+                raise
+            return existing
+        self._versions.setdefault(dag.version, dag)
+        return NewRun(run_id, created=True)
+
+    def header(self, run_id: str) -> RunHeader:
+        """The run's DAG, version and params: read once per run per process."""
+        cached = self._headers.get(run_id)
+        if cached is not None:
+            self._headers.move_to_end(run_id)
+            return cached
+        with self._tx(write=False) as conn:
+            row = conn.execute(sql.RUN_HEADER, {"b_run": run_id}).first()
+        if row is None:
+            raise errors.UnknownRun(f"run {run_id!r} is not in the database")
+        header = RunHeader(run_id, row.dag_id, row.dag_version, row.params)
+        self._headers[run_id] = header
+        if len(self._headers) > CACHED_RUNS:
+            self._headers.popitem(last=False)
+        return header
+
+    def compiled(self, version: str) -> CompiledDag:
+        """A stored DAG version, compiled once per process."""
+        found = self._versions.get(version)
+        if found is None:
+            with self._tx(write=False) as conn:
+                row = conn.execute(sql.VERSION_OF, {"b_version": version}).first()
+            if row is None:
+                raise errors.NotFound(f"DAG version {version[:12]} is not in the database")
+            found = self._versions.setdefault(
+                version, CompiledDag.from_stored(version, row.spec, row.source))
+        return found
+
+    def mark_unsent(self, run_id: str, task_ids: Sequence[str]) -> None:
+        """Their messages could not be sent: the reconciler's next pass sends them."""
+        with self._tx() as conn:
+            runs.mark_unsent(conn, run_id, list(task_ids))
+
+    # -- the worker's hot path -------------------------------------------------------------
+
+    @engine_.retry_transient
+    def claim(self, run_id: str, task_id: str, attempt: int, *, worker: str, pid: int,
+              lease_seconds: float, data_from: Sequence[str], max_lost: int,
+              celery_id: str | None = None, timeout: float | None = None,
+              version: str | None = None) -> Claim | GiveUp | Busy | None:
+        with self._tx() as conn:
+            return attempts.claim(conn, run_id, task_id, attempt, worker=worker, pid=pid,
+                                  lease_seconds=lease_seconds, data_from=data_from,
+                                  max_lost=max_lost, celery_id=celery_id, timeout=timeout,
+                                  version=version, now=_now())
+
+    def renew_lease(self, run_id: str, task_id: str, attempt: int, token: str | None,
+                    lease_seconds: float) -> bool:
+        with self._tx() as conn:
+            return attempts.renew_lease(conn, run_id, task_id, attempt, token, lease_seconds)
+
+    @engine_.retry_transient
+    def succeed(self, run_id: str, task_id: str, attempt: int, result: Any, p: plan.Plan,
+                chosen: Collection[str] | None = None, token: str | None = None) -> Change:
+        with self._tx() as conn:
+            return attempts.succeed(conn, run_id, task_id, attempt, result, p, chosen, token,
+                                    _now())
+
+    @engine_.retry_transient
+    def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str, message: str,
+             traceback: str | None, retry_in: float | None, p: plan.Plan,
+             token: str | None = None) -> Change:
+        with self._tx() as conn:
+            return attempts.fail(conn, run_id, task_id, attempt, error_type=error_type,
+                                 message=message, traceback=traceback, retry_in=retry_in, p=p,
+                                 token=token, now=_now())
+
+    @engine_.retry_transient
+    def expand(self, run_id: str, task_id: str, attempt: int, *, source: str,
+               max_active: int | None, max_attempts: int, max_items: int, worker: str,
+               p: plan.Plan) -> Change:
+        with self._tx() as conn:
+            return attempts.expand(conn, run_id, task_id, attempt, source=source,
+                                   max_active=max_active, max_attempts=max_attempts,
+                                   max_items=max_items, worker=worker, p=p, now=_now())
+
+    # -- rerun and cancel ------------------------------------------------------------------
+
+    @engine_.retry_transient
+    def rerun(self, run_id: str, reset: Mapping[str, Reset], budgets: Mapping[str, int],
+              leaves: Collection[str], redo_instances: Collection[str] = ()) -> Rerun:
+        with self._tx() as conn:
+            change, numbers = runs.rerun(conn, run_id, reset, budgets, leaves, redo_instances,
+                                         _now())
+        return Rerun(change, numbers)
+
+    @engine_.retry_transient
+    def cancel(self, run_id: str, *, state: RunState = RunState.CANCELLED,
+               reason: str = "the run was cancelled") -> Change:
+        with self._tx() as conn:
+            return runs.stop(conn, run_id, state=state, reason=reason, now=_now())
+
+    # -- the reconciler --------------------------------------------------------------------
+
+    @property
+    def single_writer(self) -> bool:
+        """SQLite: one writer at a time, so one reconciler at a time (a lease) is enough."""
+        return self.engine.dialect.name == "sqlite"
+
+    @engine_.retry_transient
+    def take_stalled(self, *, queued_before: dt.datetime, lost_before: dt.datetime,
+                     limit: int = 1000) -> list[Stalled]:
+        with self._tx() as conn:
+            return reconcile.take_stalled(conn, queued_before=queued_before,
+                                          lost_before=lost_before, limit=limit, now=_now())
+
+    def overdue_tasks(self, *, grace: float, limit: int = 100) -> list[Overdue]:
+        """Running attempts more than ``grace`` seconds past their timeout: their worker
+        should have stopped them (Celery's hard time limit) and did not, or is gone."""
+        with self._tx(write=False) as conn:
+            return reconcile.overdue_tasks(conn, grace=grace, limit=limit)
+
+    def overdue_runs(self, limit: int = 100) -> list[str]:
+        """Running runs past their deadline (their DAG's timeout)."""
+        with self._tx(write=False) as conn:
+            return reconcile.overdue_runs(conn, limit=limit, now=_now())
+
+    def lead(self, name: str, holder: str, ttl: float, *, wall: float | None = None) -> bool:
+        with self._tx() as conn:
+            return reconcile.lead(conn, name, holder, ttl, time.time() if wall is None else wall)
+
+    def release(self, name: str, holder: str) -> None:
+        """Give the lease up now, so a successor need not wait for it to expire."""
+        with self._tx() as conn:
+            reconcile.release(conn, name, holder)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def run_state(self, run_id: str) -> RunState:
+        with self._tx(write=False) as conn:
+            return reads.run_state(conn, run_id)
+
+    def progress(self, run_id: str) -> dict[TaskState, int]:
+        with self._tx(write=False) as conn:
+            return reads.progress(conn, run_id)
+
+    def get_run(self, run_id: str, *, with_results: bool = True) -> records.Run:
+        with self._tx(write=False) as conn:
+            return reads.get_run(conn, run_id, with_results=with_results)
+
+    def list_runs(self, *, dag_id: str | None = None, state: RunState | None = None,
+                  limit: int = 50) -> list[records.Run]:
+        with self._tx(write=False) as conn:
+            return reads.list_runs(conn, dag_id=dag_id, state=state, limit=limit)
+
+    def result(self, run_id: str, task_id: str) -> tuple[TaskState, Any]:
+        with self._tx(write=False) as conn:
+            return reads.result(conn, run_id, task_id)
+
+    def resolve_run_id(self, prefix: str) -> str:
+        with self._tx(write=False) as conn:
+            return reads.resolve_run_id(conn, prefix)
+
+    def attempts_of(self, run_id: str, task_ids: Sequence[str]) -> dict[str, int]:
+        with self._tx(write=False) as conn:
+            return dict(conn.execute(sql.ATTEMPTS_OF, {"b_run": run_id,
+                                                       "b_ids": list(task_ids)}).all())
+
+    def count_rows(self) -> dict[str, int]:
+        """Rows per table: lets tests prove a rejected request wrote nothing."""
+        with self._tx(write=False) as conn:
+            return {name: conn.execute(q).scalar_one() for name, q in sql.ROW_COUNTS.items()}

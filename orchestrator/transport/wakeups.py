@@ -1,0 +1,34 @@
+"""Run-finished notifications through Redis pub/sub, so waiting clients wake at once.
+
+A notification is a shortcut, not the source of truth: a waiter that misses one finds
+the run's end in the database on its next check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from typing import Any
+
+import redis
+
+CHANNEL = "orchestrator:run-finished"
+
+
+@functools.lru_cache(maxsize=8)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def publish(broker_url: str, run_id: str, state: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        _redis(broker_url).publish(CHANNEL, json.dumps({"run": run_id, "state": state}))
+
+
+def subscribe(broker_url: str) -> Any:
+    """A pub/sub subscription to run-finished events (``get_message(timeout=...)``)."""
+    client = redis.Redis.from_url(broker_url, socket_connect_timeout=5)
+    ps = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    ps.subscribe(CHANNEL)
+    return ps

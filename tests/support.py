@@ -1,0 +1,95 @@
+"""Helpers the tests share: waiting on conditions, the execution ledger, settings for
+test stacks, processes, and DAGs built in code for store-level tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.model import spec
+from orchestrator.model.compiled import CompiledDag
+from orchestrator.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DAGS = ROOT / "tests" / "dags"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+FAST = {"lease_seconds": 1.0, "task_timeout_max": 5.0, "visibility_timeout": 8.0,
+        "unacked_restore_interval": 1.0}
+"""Settings for test stacks: timings scaled down so lost work comes back in seconds."""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a test starts itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
+               interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Ledger:
+    """What the test DAGs' tasks recorded (tests/dags/_support.py), one file per run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self, run_id: str) -> list[dict[str, Any]]:
+        f = self.path / f"{run_id}.jsonl"
+        if not f.exists():
+            return []
+        return [json.loads(line) for line in f.read_text().splitlines() if line]
+
+    def of(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.entries(run_id) if e["task"] == task_id]
+
+    def open_gate(self, run_id: str, name: str) -> None:
+        (self.path / f"{run_id}.{name}.gate").touch()
+
+
+def make_settings(broker_url: str, database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test stack; ``overrides`` by variable name without its prefix
+    (``requeue_after=2`` is ORCH_REQUEUE_AFTER)."""
+    values: dict[str, Any] = {"broker_url": broker_url, "database_url": database_url,
+                              "dags_path": TEST_DAGS,
+                              "default_queue": f"test-{uuid.uuid4().hex[:8]}", **FAST}
+    values.update(overrides)
+    return Settings.from_env({f"ORCH_{k.upper()}": v for k, v in values.items()
+                              if v is not None})
+
+
+def compiled_of(upstream: dict[str, list[str]], dag_id: str = "direct",
+                retries: int = 0) -> CompiledDag:
+    """A DAG of shell tasks with these dependencies, for store-level tests."""
+    return CompiledDag.of(spec.build({"id": dag_id, "tasks": [
+        {"id": t, "kind": "shell", "command": "true", "upstream": ups, "retries": retries}
+        for t, ups in upstream.items()]}))
