@@ -117,3 +117,12 @@ def broker(broker_url: str) -> Iterator[redis.Redis]:
     r = redis.Redis.from_url(broker_url)
     yield r
     r.close()
+
+
+@pytest.fixture
+def own_stack(broker_url: str, database_url: str, ledger_dir: Path,
+              tmp_path: Path) -> Iterator[LocalStack]:
+    """Workers of this test only (on a queue of their own), started by the test."""
+    with LocalStack(make_settings(broker_url, database_url), workers=0,
+                    log_dir=str(tmp_path)) as s:
+        yield s

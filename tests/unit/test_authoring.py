@@ -4,59 +4,21 @@ from __future__ import annotations
 
 import inspect
 import sys
-import uuid
 from typing import Any
 
 import pytest
 
-from orchestrator import Dag, Output, context, dag, errors, task
+from orchestrator import Dag, Output, dag, errors, task
 from orchestrator.model import params, spec
-
-CALLS: list[str] = []
-
-
-@task
-def add(x: int, y: int = 0) -> int:
-    CALLS.append("add")
-    return x + y
-
-
-@task
-def double(x: int) -> int:
-    CALLS.append("double")
-    return x * 2
-
-
-@task(retries=3, retry_backoff=2.0, timeout=10, queue="q1")
-def configured(x: Any = None) -> Any:
-    return x
-
-
-@task(task_id="renamed_by_decorator")
-def nameless() -> str:
-    return "n"
-
-
-@task
-def mark(label: str) -> str:
-    CALLS.append(label)
-    return label
-
-
-@task
-def gather(*parts: Any, **named: Any) -> dict[str, Any]:
-    return {"parts": list(parts), "named": named}
-
-
-@task
-def whoami() -> list[Any]:
-    ctx = context()
-    return [ctx.dag_id, ctx.task_id, ctx.attempt, ctx.run_id.startswith("local-"), ctx.params]
-
-
-@task
-def explode() -> None:
-    raise RuntimeError("task failed on purpose")
+from tests.unit.authoring_tasks import (
+    CALLS,
+    add,
+    configured,
+    double,
+    gather,
+    mark,
+    nameless,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +40,7 @@ def test_task_outside_a_dag_runs_plainly() -> None:
     assert CALLS == ["add", "add", "add", "double"]
     assert add.__name__ == "add"
     assert add.__doc__ is None
-    assert add.callable_path == f"{__name__}:add"
+    assert add.callable_path == "tests.unit.authoring_tasks:add"
 
 
 def test_dag_cannot_be_called_directly() -> None:
@@ -110,7 +72,7 @@ def test_data_passing_by_return_value() -> None:
     assert s.task("add__1").kwargs == {"y": spec.TaskArg(task="double__1")}
     assert s.task("add__1").dependencies == ("add", "double__1")
     assert all(t.upstream == () for t in s.tasks)
-    assert s.task("add").callable == f"{__name__}:add"
+    assert s.task("add").callable == "tests.unit.authoring_tasks:add"
     assert CALLS == []  # building runs no task
 
 
@@ -209,11 +171,11 @@ def test_override_task_id_and_options() -> None:
     s = d.spec
     first = s.task("first")
     assert (first.retries, first.retry_backoff, first.timeout, first.queue) == (5, 2.0, 10, "q1")
-    assert first.callable == f"{__name__}:configured"
+    assert first.callable == "tests.unit.authoring_tasks:configured"
     plain = s.task("configured")
     assert (plain.retries, plain.retry_backoff, plain.timeout, plain.queue) == (3, 2.0, 10, "q1")
     assert plain.args == (spec.TaskArg(task="first"),)
-    assert s.task("renamed_by_decorator").callable == f"{__name__}:nameless"
+    assert s.task("renamed_by_decorator").callable == "tests.unit.authoring_tasks:nameless"
     assert s.task("add").queue == "special"
     assert configured.options["retries"] == 3  # override does not change the original
 
@@ -418,94 +380,3 @@ def test_empty_dag_rejected() -> None:
         @dag
         def d() -> None:
             pass
-
-
-# --- Dag.test ------------------------------------------------------------------------------
-
-def test_dag_test_runs_in_process_and_returns_results() -> None:
-    @dag
-    def pipeline(n: int = 3) -> None:
-        s = add(n, 1)
-        double(s)
-        add(s, y=double(10))
-
-    assert pipeline.test(n=4) == {"add": 5, "double": 10, "double__1": 20, "add__1": 25}
-    assert pipeline.test() == {"add": 4, "double": 8, "double__1": 20, "add__1": 24}
-    assert CALLS.count("add") == 4
-
-
-def test_dag_test_follows_ordering_edges() -> None:
-    @dag
-    def d() -> None:
-        first, second, third = mark("first"), mark("second"), mark("third")
-        third >> second >> first
-
-    result = d.test()
-    assert CALLS == ["third", "second", "first"]
-    assert list(result) == ["mark__2", "mark__1", "mark"]
-
-
-def test_dag_test_varargs_task_and_context() -> None:
-    @dag
-    def ctx_dag(label: str = "L") -> None:
-        gather(add(1, 1), label, key=whoami())
-
-    result = ctx_dag.test()
-    assert result["whoami"] == ["ctx_dag", "whoami", 1, True, {"label": "L"}]
-    assert result["gather"] == {"parts": [2, "L"],
-                                "named": {"key": ["ctx_dag", "whoami", 1, True,
-                                                  {"label": "L"}]}}
-
-
-def test_dag_test_validates_params() -> None:
-    @dag
-    def d(n: int) -> None:
-        add(n)
-
-    with pytest.raises(errors.ParamsError, match="missing required param 'n'"):
-        d.test()
-    with pytest.raises(errors.ParamsError, match="unknown param 'm'"):
-        d.test(n=1, m=2)
-    assert CALLS == []
-
-
-def test_dag_test_propagates_task_exceptions() -> None:
-    @dag
-    def d() -> None:
-        explode() >> mark("after")
-
-    with pytest.raises(RuntimeError, match="task failed on purpose"):
-        d.test()
-    assert CALLS == []
-
-
-def test_context_outside_a_task_raises() -> None:
-    with pytest.raises(errors.OrchestratorError, match="only available inside a task"):
-        context()
-
-
-@task(branch=True)
-def pick_branch(which: str) -> str:
-    return which
-
-
-@task
-def side_branch() -> str:
-    return "ran"
-
-
-@task(trigger_rule="none_failed")
-def after_branches() -> str:
-    return "after"
-
-
-def test_dag_test_follows_branches_and_trigger_rules() -> None:
-    @dag(id=f"branch_{uuid.uuid4().hex[:6]}")
-    def d(which: str = "a") -> None:
-        p = pick_branch(which)
-        a, b = side_branch.override(task_id="a")(), side_branch.override(task_id="b")()
-        p >> [a, b]
-        [a, b] >> after_branches()
-
-    assert d.test(which="a") == {"pick_branch": "a", "a": "ran", "after_branches": "after"}
-    assert d.test(which="b") == {"pick_branch": "b", "b": "ran", "after_branches": "after"}
