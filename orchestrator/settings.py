@@ -61,9 +61,9 @@ class _StackFile(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         recorded = read_stack_file() if _stack_file_on.get() else {}
-        return {name: recorded[env_name(info)]
-                for name, info in self.settings_cls.model_fields.items()
-                if env_name(info) in recorded}
+        # keyed by variable name: the fields are validated by their aliases only
+        return {env_name(info): recorded[env_name(info)]
+                for info in self.settings_cls.model_fields.values() if env_name(info) in recorded}
 
 
 def _var(name: str, default: Any, description: str, **constraints: Any) -> Any:
@@ -250,3 +250,13 @@ def child_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in known}
     env.update(settings.as_env())
     return env
+
+
+def markdown_table() -> str:
+    """The README's configuration table, from the fields themselves (a test compares)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in _fields():
+        default = info.get_default()
+        shown = "unset" if default is None or default == "" else f"`{default}`"
+        rows.append(f"| `{name}` | {shown} | {info.description} |")
+    return "\n".join(rows)

@@ -41,13 +41,13 @@ def load(project: Path | None = None) -> StackState:
     if not isinstance(data, dict):
         return StackState()
     fresh = StackState()
-    port = data.get("broker_port")
+    port, env = data.get("broker_port"), data.get("env")
     return StackState(
         broker_port=port if isinstance(port, int) and 0 < port < 65536 else None,
         broker_password=_text(data.get("broker_password")) or fresh.broker_password,
         flower_password=_text(data.get("flower_password")) or fresh.flower_password,
-        env={k: v for k, v in (data.get("env") or {}).items()
-             if isinstance(k, str) and isinstance(v, str)})
+        env={k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(env, dict) else {})
 
 
 def save(state: StackState, project: Path | None = None) -> Path:

@@ -70,7 +70,34 @@ def test_validator_rejects_a_broken_compose_file(tmp_path: Path, broken: str) ->
 
 
 def test_expected_services_present(services: dict[str, Any]) -> None:
-    assert {"broker", "postgres", "worker", "flower"} <= set(services)
+    assert {"broker", "postgres", "migrate", "worker", "coordinator", "flower"} <= set(services)
+
+
+ORCHESTRATOR_SERVICES = ("worker", "coordinator")
+
+
+def test_a_one_shot_migrate_service_runs_db_upgrade(services: dict[str, Any]) -> None:
+    migrate = services["migrate"]
+    assert _command(migrate) == "orchestrator db upgrade"
+    assert migrate.get("restart") == "no"  # one shot: it ends, and must not loop
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["environment"]["ORCH_DATABASE_URL"].startswith("postgresql://")
+
+
+@pytest.mark.parametrize("name", ORCHESTRATOR_SERVICES)
+def test_every_orchestrator_service_waits_for_the_migration(services: dict[str, Any],
+                                                             name: str) -> None:
+    deps = services[name]["depends_on"]
+    assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert services[name]["environment"] == services["migrate"]["environment"]
+
+
+def test_two_coordinators_share_the_reconciling(services: dict[str, Any]) -> None:
+    coordinator = services["coordinator"]
+    assert _command(coordinator) == "orchestrator coordinator"
+    assert coordinator["deploy"]["replicas"] >= 2
+    assert "container_name" not in coordinator and "ports" not in coordinator
+    assert coordinator["environment"]["ORCH_DATABASE_URL"].startswith("postgresql://")
 
 
 def test_broker_persists_with_append_only_file(services: dict[str, Any]) -> None:
@@ -107,9 +134,11 @@ def test_flower_is_loopback_only_and_authenticated(services: dict[str, Any]) -> 
     for port in ports:
         assert isinstance(port, str) and port.startswith("127.0.0.1:"), port
     cmd = _command(flower)
-    assert "--basic-auth=" in cmd
+    assert "--basic-auth" not in cmd and "redis://" not in cmd  # secrets stay off argv
+    assert "kwargs" in cmd.split("--tasks_columns=")[1]  # run and task ids are shown
+    auth = flower["environment"]["FLOWER_BASIC_AUTH"]
     # No default password: it must be supplied, or compose refuses to start.
-    assert "${FLOWER_PASSWORD:?" in cmd
+    assert "${FLOWER_PASSWORD:?" in auth
 
 
 def test_no_service_publishes_on_all_interfaces(services: dict[str, Any]) -> None:
