@@ -41,7 +41,6 @@ def create_app(settings: Settings | None = None) -> Celery:
 def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
     """Register every task of ``bag`` on ``app`` (any Celery app, e.g. a test's), and, if
     its registry can, learn new ones when a message names a task it does not have."""
-    runtime = Runtime(settings, bag, app)
     known: set[str] = set()
 
     def register_new() -> None:
@@ -52,9 +51,13 @@ def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
             known.add(name)
 
     def rescan() -> None:
-        if bag.refresh():
-            register_new()
+        """Look at the folder again and register what it added (whoever refreshed the bag
+        last, this process's registry catches up)."""
+        bag.refresh()
+        register_new()
+        registry.trace_new_tasks(app)
 
+    runtime = Runtime(settings, bag, app, rescan)
     register_new()
     _register_fallback(app, runtime, bag)
     if isinstance(app._tasks, registry.DagTaskRegistry):
@@ -80,8 +83,8 @@ def _register_fallback(app: Celery, runtime: Runtime, bag: discovery.DagBag) -> 
             where = f" (submitted from {source})" if source else ""
         except errors.NotFound:
             pass
-        message = (f"no task {self.request.task!r} in this worker's DAG folder {bag.path}: "
-                   f"DAG {dag!r}{where} is not there, or has no task {task!r}")
+        message = (f"this worker's DAG folder {bag.path} has no task {task!r} of DAG "
+                   f"{dag!r}{where}, even after looking again")
         return runtime.execute(self, dag, task, run, attempt, unresolved=message)
 
     app.task(name=registry.UNRESOLVED, bind=True, acks_late=True, ignore_result=True)(

@@ -74,12 +74,15 @@ def make_resolver(app: Celery, rescan: Callable[[], None],
             rescan()
         except Exception:  # a broken folder must not take the worker down
             log.exception("re-scanning the DAG folder for %s failed", name)
-        tasks = app._tasks
-        task = dict.get(tasks, name) or dict.get(tasks, UNRESOLVED)
-        if task is not None and task.__trace__ is None:
-            # Registered after the worker built its tracers (and maybe after the fork).
-            task.__trace__ = build_tracer(task.name, task, app.loader, socket.gethostname(),
-                                          app=app)
-        return task
+        return dict.get(app._tasks, name) or dict.get(app._tasks, UNRESOLVED)
 
     return resolve
+
+
+def trace_new_tasks(app: Celery) -> None:
+    """Give the tasks registered after the worker built its tracers (and maybe after the
+    fork) theirs: the pool runs a task through it."""
+    for task in list(app._tasks.values()):
+        if task.__trace__ is None:
+            task.__trace__ = build_tracer(task.name, task, app.loader, socket.gethostname(),
+                                          app=app)

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
@@ -44,10 +45,13 @@ class TaskFailed(errors.OrchestratorError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings, bag: DagBag, app: Celery) -> None:
+    def __init__(self, settings: Settings, bag: DagBag, app: Celery,
+                 rescan: Callable[[], None]) -> None:
         self.settings = settings
         self.bag = bag
         self.app = app
+        self.rescan = rescan
+        """Look at the DAG folder again and register the tasks it added."""
         self._pid = -1
         self._wiring: Wiring | None = None
         self._heartbeat: Heartbeat | None = None
@@ -71,7 +75,7 @@ class Runtime:
         if (version is not None and version not in self._looked_for
                 and self.bag.version_of(header.dag_id) != version):
             self._looked_for.add(version)  # the file may have changed since this loaded it
-            self.bag.refresh()
+            self.rescan()
         return self.wiring.outcomes.dag_of(header)
 
     def _locate(self, dag_id: str, task_id: str,

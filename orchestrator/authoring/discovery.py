@@ -27,6 +27,10 @@ from orchestrator.model.compiled import CompiledDag
 
 _Stamp = tuple[int, int]  # (mtime_ns, size): a file changed when either did
 
+_executed: dict[Path, _Stamp] = {}
+"""The stamp each Python DAG file had when this process last ran it: a later bag (a new
+client, say) runs a file again only if it changed since."""
+
 
 @dataclasses.dataclass
 class _Loaded:
@@ -73,13 +77,11 @@ class DagBag:
         gone = set(self._files) - set(files)
         if not changed and not gone and self._files:
             return False
-        first = not self._files
         for f in gone:
             del self._files[f]
         for f in sorted(changed):
-            self._files[f] = _load(f, files[f], self.max_tasks, again=not first)
-        if changed and not first:
-            operators.resolve.cache_clear()  # a reloaded module has new functions
+            self._files[f] = _load(f, files[f], self.max_tasks)
+        operators.resolve.cache_clear()  # a module run again has new functions
         self._merge()
         return True
 
@@ -107,15 +109,15 @@ def load(path: Path | str, *, max_tasks: int = 100_000) -> DagBag:
     return bag
 
 
-def _load(file: Path, stamp: _Stamp, max_tasks: int, *, again: bool) -> _Loaded:
+def _load(file: Path, stamp: _Stamp, max_tasks: int) -> _Loaded:
     try:
-        specs = _load_file(file, max_tasks, again=again)
+        specs = _load_file(file, stamp, max_tasks)
     except errors.DagError as exc:
         return _Loaded(stamp, [], exc)
     return _Loaded(stamp, [CompiledDag.of(s) for s in specs])
 
 
-def _load_file(file: Path, max_tasks: int, *, again: bool) -> list[spec.DagSpec]:
+def _load_file(file: Path, stamp: _Stamp, max_tasks: int) -> list[spec.DagSpec]:
     if file.suffix in (".yaml", ".yml"):
         return [yaml_dags.load_file(file, max_tasks=max_tasks)]
     if file.suffix != ".py":
@@ -127,10 +129,11 @@ def _load_file(file: Path, max_tasks: int, *, again: bool) -> list[spec.DagSpec]
                               f"{getattr(existing, '__file__', 'a built-in module')}; "
                               "rename the file", source=str(file))
     try:
-        if existing is not None and again:
+        if existing is not None and _executed.get(file) != stamp:
             module = _execute_afresh(module_name, file)
         else:
             module = importlib.import_module(module_name)
+        _executed[file] = stamp
     except errors.DagError as exc:
         if exc.source:
             raise
