@@ -93,3 +93,29 @@ def compiled_of(upstream: dict[str, list[str]], dag_id: str = "direct",
     return CompiledDag.of(spec.build({"id": dag_id, "tasks": [
         {"id": t, "kind": "shell", "command": "true", "upstream": ups, "retries": retries}
         for t, ups in upstream.items()]}))
+
+
+def wait_idle(settings: Settings, timeout: float = 60.0) -> None:
+    """Wait until no worker has a task running, reserved or scheduled, and the queue and
+    the broker's unacknowledged set are empty: nothing more of anything sent can start."""
+    import redis
+
+    from orchestrator.transport.dispatch import make_producer_app
+
+    url = settings.broker.url or ""
+    app = make_producer_app(settings, url)
+    r = redis.Redis.from_url(url)
+    queue = settings.worker.default_queue
+
+    def idle() -> bool:
+        inspect = app.control.inspect(timeout=1.0)
+        for answer in (inspect.active(), inspect.reserved(), inspect.scheduled()):
+            if answer is None or any(answer.values()):
+                return False
+        return r.llen(queue) == 0 and r.hlen("unacked") == 0
+
+    try:
+        wait_until(idle, timeout=timeout, what="every worker to be idle", interval=0.2)
+    finally:
+        r.close()
+        app.close()

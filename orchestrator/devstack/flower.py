@@ -23,6 +23,8 @@ START_TIMEOUT_S = 30.0
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        # as Flower's own server binds: a port in TIME_WAIT after a restart is free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

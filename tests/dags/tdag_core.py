@@ -292,3 +292,17 @@ def hang() -> None:
 @dag(id="hangs")
 def hangs() -> None:
     quick.override(task_id="after_hang")() << hang()
+
+
+@task(retries=1, retry_backoff=3.0, retry_jitter=False)
+def fails_first() -> str:
+    record()
+    if context().attempt == 1:
+        raise RuntimeError("the first attempt fails")
+    return "second time lucky"
+
+
+@dag(id="slowretry")
+def slowretry() -> None:
+    """Its retry waits 3 s, longer than the test stack's requeue interval."""
+    fails_first()

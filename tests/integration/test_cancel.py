@@ -7,7 +7,7 @@ import pytest
 from orchestrator import errors
 from orchestrator.client import Client
 from orchestrator.model.states import RunState, TaskState
-from tests.support import Ledger, alive, wait_until
+from tests.support import Ledger, alive, wait_idle, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,9 @@ def test_cancel_terminates_the_running_task_and_starts_nothing_more(
     wait_until(lambda: not alive(entry["pid"]), timeout=30,
                what="the process running 'gated' to be terminated")
     ledger.open_gate(run_id, "go")  # too late: nothing of this run may run any more
+    wait_idle(client.settings)  # whatever was sent has been delivered and dropped by now
     assert not ledger.of(run_id, "last")
+    assert [e["task"] for e in ledger.entries(run_id)] == ["first", "gated"]
     with pytest.raises(errors.Conflict, match="already cancelled"):
         client.cancel(run_id)
 

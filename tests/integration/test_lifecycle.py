@@ -126,3 +126,6 @@ def test_flower_shows_readable_task_names_and_dag_context(flower_stack: LocalSta
     assert "'dag': 'chain20'" in kwargs and f"'run': '{run_id}'" in kwargs
     assert {str(t["kwargs"]).split("'task': '")[1].split("'")[0] for t in found} == {
         "inc"} | {f"inc__{i}" for i in range(1, 20)}
+    # the task list shows each task's kwargs (run and task id): a map's instances differ
+    status, page = _flower_get(port, "/tasks", "admin:secret")
+    assert status == 200 and b'data-column="kwargs"' in page
