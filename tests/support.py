@@ -119,3 +119,10 @@ def wait_idle(settings: Settings, timeout: float = 60.0) -> None:
     finally:
         r.close()
         app.close()
+
+
+def rows_at_rest(store: Any, settings: Settings) -> dict[str, int]:
+    """Rows per table once the stack's workers are idle, so that only what the test does
+    next can change them."""
+    wait_idle(settings)
+    return dict(store.count_rows())

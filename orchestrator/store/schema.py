@@ -13,14 +13,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator import errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"
 
 
 def head() -> str:
@@ -30,14 +30,18 @@ def head() -> str:
 
 
 def current(engine: Engine) -> str | None:
-    """The revision the database is at (None: it has no schema yet)."""
+    """The revision the database is at (None: it has no schema yet).
+
+    Read straight from Alembic's table: every process checks this at start, and going
+    through Alembic's migration context would log two lines each time."""
     try:
         with engine.connect() as conn:
-            revision = MigrationContext.configure(conn).get_current_revision()
-            conn.rollback()
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     except DBAPIError as exc:
         raise errors.StoreError(f"cannot reach database {engine.url!r}: {exc.orig}") from None
-    return revision
+    return None if revision is None else str(revision)
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:

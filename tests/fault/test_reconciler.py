@@ -21,6 +21,8 @@ from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import Stalled, Store
 from orchestrator.store.tables import task_instances
 from orchestrator.wiring import Wiring
+from tests import recording_hooks
+from tests.hook_checks import check_each_transition_once
 from tests.support import Ledger, compiled_of, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -96,7 +98,7 @@ def test_a_lost_worker_is_replaced_before_the_visibility_timeout(
         broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
     # Redelivery by the broker would take an hour here; only the reconciler can finish.
     settings = make_settings(broker_url, database_url, visibility_timeout=3600.0,
-                             reconcile_interval=0.3)
+                             reconcile_interval=0.3, hooks=HOOK)
     with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
             Client(stack.settings) as client:
         victim = stack.add_worker("victim", concurrency=1)
@@ -110,6 +112,13 @@ def test_a_lost_worker_is_replaced_before_the_visibility_timeout(
     assert [a.outcome for a in run.tasks["gated"].attempts] == [
         AttemptOutcome.LOST, AttemptOutcome.SUCCESS]
     assert [len(ledger.of(run_id, t)) for t in ("first", "gated", "last")] == [1, 2, 1]
+    # the hooks saw the takeover and each resend the coordinator logged, once each
+    events = recording_hooks.events(run_id)
+    check_each_transition_once(run, events)
+    lost = [e for e in events if e["hook"] == "attempt_finished" and e["outcome"] == "lost"]
+    assert [(e["task_id"], e["attempt"]) for e in lost] == [("gated", 1)]
+    assert _resends_seen(events, "gated") == _resends_logged(tmp_path, run_id,
+                                                             "killme.gated") >= 1
 
 
 def test_mapped_instances_lost_with_their_worker_run_again(
@@ -247,7 +256,7 @@ def test_a_run_past_its_timeout_is_failed_by_the_coordinator(
 def test_a_task_past_its_timeout_whose_worker_is_gone_is_failed_by_the_coordinator(
         broker_url: str, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
     settings = make_settings(broker_url, database_url, reconcile_interval=0.2,
-                             time_limit_grace=0.5)
+                             time_limit_grace=0.5, hooks=HOOK)
     with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
             Client(stack.settings) as client:
         victim = stack.add_worker("victim", concurrency=1)
@@ -255,6 +264,7 @@ def test_a_task_past_its_timeout_whose_worker_is_gone_is_failed_by_the_coordinat
         wait_until(lambda: ledger.of(run_id, "hang"), what="'hang' to start")
         victim.kill()  # no worker is left to time it out
         run = client.wait(run_id, timeout=WAIT_S)
+        coordinator = stack.coordinators[0].pid
     assert run.state == RunState.FAILED
     hang = run.tasks["hang"]
     assert hang.state == TaskState.FAILED
@@ -264,3 +274,22 @@ def test_a_task_past_its_timeout_whose_worker_is_gone_is_failed_by_the_coordinat
         (AttemptOutcome.FAILED, "TaskTimeout")]
     assert run.tasks["after_hang"].state == TaskState.UPSTREAM_FAILED
     assert len(ledger.of(run_id, "hang")) == 1
+    # the hooks saw the timeout once, from the coordinator, and each resend it logged
+    events = recording_hooks.events(run_id)
+    check_each_transition_once(run, events)
+    (timed_out,) = [e for e in events if e["hook"] == "attempt_finished"]
+    assert (timed_out["task_id"], timed_out["pid"]) == ("hang", coordinator)
+    assert _resends_seen(events, "hang") == _resends_logged(tmp_path, run_id, "hangs.hang")
+
+
+HOOK = "tests.recording_hooks:Recorder"
+
+
+def _resends_logged(log_dir: Path, run_id: str, task_id: str) -> int:
+    line = f"resending {task_id} of run {run_id} "
+    return sum(f.read_text(errors="replace").count(line) for f in log_dir.glob("coordinator-*.log"))
+
+
+def _resends_seen(events: list[dict[str, object]], task_id: str) -> int:
+    return sum(1 for e in events if e["hook"] == "task_queued" and e["reason"] == "resend"
+               and e["task_id"] == task_id)

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator import cli, errors
+from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from tests.support import ROOT, TEST_DAGS, Ledger
 
@@ -85,10 +86,11 @@ def test_rerun_from_failure(runner: CliRunner, ledger: Ledger) -> None:
     assert [a["outcome"] for a in run["tasks"]["needs_fix"]["attempts"]] == ["failed", "success"]
 
 
-def test_run_without_wait_prints_the_run_id(runner: CliRunner) -> None:
+def test_run_without_wait_prints_the_run_id(runner: CliRunner, client: Client) -> None:
     res = runner.invoke(cli.app, ["run", "typed", "-p", "name=ada", "-p", "times=2", "--json"])
     assert res.exit_code == 0, res.output
-    assert len(json.loads(res.stdout)["run_id"]) == 32
+    run_id = json.loads(res.stdout)["run_id"]
+    assert client.wait(run_id, timeout=60).tasks["greet"].result == "hello ada hello ada"
 
 
 def test_bad_params_raise_a_params_error(runner: CliRunner) -> None:

@@ -51,6 +51,9 @@ def test_an_ambiguous_prefix_lists_the_runs_it_matches(runner: CliRunner,
     while not any(len(ids) > 1 for ids in firsts.values()):  # 17 runs at most
         run_id = client.submit("typed", {"name": "ada"})
         firsts[run_id[0]].append(run_id)
+    for ids in firsts.values():  # none left running for the tests after this one
+        for run_id in ids:
+            client.wait(run_id, timeout=WAIT_S)
     char, ids = next((c, i) for c, i in firsts.items() if len(i) > 1)
     res = runner.invoke(cli.app, ["runs", "show", char])
     assert res.exit_code != 0

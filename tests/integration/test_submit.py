@@ -23,7 +23,7 @@ from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
 from orchestrator.settings import Settings
 from orchestrator.store.tables import runs
-from tests.support import ROOT, free_port, make_settings
+from tests.support import ROOT, free_port, make_settings, rows_at_rest
 
 pytestmark = pytest.mark.integration
 WAIT_S = 60
@@ -38,7 +38,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_an_unreachable_broker_refuses_the_submit_and_writes_nothing(client: Client) -> None:
     gone = client.settings.with_env(ORCH_BROKER_URL=f"redis://:pw@127.0.0.1:{free_port()}/0")
-    before = client.store.count_rows()
+    before = rows_at_rest(client.store, client.settings)
     proc = _cli(gone, "run", "typed", "-p", "name=ada")
     assert proc.returncode == 2, proc.stderr
     assert "cannot reach the broker at redis://:***@127.0.0.1:" in proc.stderr
@@ -77,7 +77,8 @@ def test_one_key_with_other_params_is_an_error_naming_the_run(client: Client) ->
     key = uuid.uuid4().hex
     first = client.submit("typed", {"name": "ada"}, idempotency_key=key)
     assert client.submit("typed", {"name": "ada"}, idempotency_key=key) == first
-    before = client.store.count_rows()
+    client.wait(first, timeout=WAIT_S)
+    before = rows_at_rest(client.store, client.settings)
     with pytest.raises(errors.Conflict, match=f"used by run {first}"):
         client.submit("typed", {"name": "bob"}, idempotency_key=key)
     assert client.store.count_rows() == before
