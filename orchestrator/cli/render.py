@@ -80,9 +80,12 @@ def run(r: records.Run, as_json: bool) -> None:
 
 
 def runs(found: list[records.Run]) -> None:
+    """Runs by a short id: any unique prefix names a run (`runs show 3f9c2a1b`)."""
     table = Table("run", "dag", "state", "tasks", "created", "finished", "version")
+    for column in (table.columns[0], table.columns[-1]):  # ids are never cut
+        column.no_wrap, column.min_width = True, SHORT
     for r in found:
-        table.add_row(r.id, r.dag_id, styled(r.state), str(r.total_tasks),
-                      f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+        table.add_row(r.id[:SHORT], r.dag_id, styled(r.state), str(r.total_tasks),
+                      f"{r.created_at:%m-%d %H:%M:%S}",
                       f"{r.finished_at:%H:%M:%S}" if r.finished_at else "", short(r.dag_version))
     out.print(table)

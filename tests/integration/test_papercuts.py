@@ -43,6 +43,11 @@ def test_runs_show_cancel_and_rerun_take_a_unique_prefix(runner: CliRunner,
     gated = client.submit("gateonly")
     cancelled = runner.invoke(cli.app, ["cancel", gated[:12]])
     assert cancelled.exit_code == 0 and f"cancelled run {gated}" in cancelled.stdout
+    # the list shows every id whole enough to name its run, at 80 columns
+    listed = runner.invoke(cli.app, ["runs", "list", "--limit", "2"], terminal_width=80)
+    cells = [line.split("│")[1].strip() for line in listed.stdout.splitlines() if "│" in line]
+    assert [c for c in cells if c] == [gated[:12], run_id[:12]]
+    assert all(len(line) <= 80 for line in listed.stdout.splitlines())
 
 
 def test_an_ambiguous_prefix_lists_the_runs_it_matches(runner: CliRunner,
