@@ -62,7 +62,19 @@ class Reconciler:
         stalled = self.store.take_stalled(
             queued_before=now - dt.timedelta(seconds=self.settings.coordinator.requeue_after),
             lost_before=now - dt.timedelta(seconds=self.settings.worker.lease_seconds))
-        return sum(self._resend(s) for s in stalled)
+        sent = 0
+        for i, s in enumerate(stalled):
+            try:
+                sent += self._resend(s)
+            except errors.TransportError as exc:
+                # Taking them moved their queued_at on: without the unsent mark the rest
+                # would wait the whole requeue interval again (the failed one has it).
+                log.warning("broker unreachable (%s): %d resends wait for the next pass",
+                            exc, len(stalled) - i)
+                for rest in stalled[i + 1:]:
+                    self.store.mark_unsent(rest.run_id, [rest.task_id])
+                break
+        return sent
 
     def stop(self) -> None:
         if self.store.single_writer:

@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from orchestrator import cli, errors
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
+from orchestrator.store import schema
 from tests.support import ROOT, TEST_DAGS, Ledger
 
 pytestmark = pytest.mark.integration
@@ -140,3 +143,22 @@ def test_a_schema_behind_stops_every_command_with_one_line_naming_db_upgrade() -
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, (args, proc.stderr)
         assert "has no orchestrator schema yet: run `orchestrator db upgrade`" in lines[0]
+
+
+def test_db_upgrade_and_current_and_no_ddl_on_connect(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    refused = _cli("runs", "list", ORCH_DATABASE_URL=url)
+    assert refused.returncode == 2 and "run `orchestrator db upgrade`" in refused.stderr
+    engine = sa.create_engine(url)
+    assert sa.inspect(engine).get_table_names() == []  # the client ran no DDL
+    behind = _cli("db", "current", ORCH_DATABASE_URL=url)
+    assert behind.returncode == 1 and "schema none" in behind.stdout
+    up = _cli("db", "upgrade", ORCH_DATABASE_URL=url)
+    assert up.returncode == 0 and f"upgraded from empty to {schema.head()}" in up.stdout
+    again = _cli("db", "upgrade", ORCH_DATABASE_URL=url)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    current = _cli("db", "current", ORCH_DATABASE_URL=url)
+    assert current.returncode == 0 and f"schema {schema.head()}" in current.stdout
+    assert "runs" in sa.inspect(engine).get_table_names()
+    assert _cli("runs", "list", ORCH_DATABASE_URL=url).returncode == 0
+    engine.dispose()
