@@ -141,12 +141,12 @@ def _absolute_sqlite(url: str) -> str:
 
 def _announce(s: LocalStack, settings: settings_.Settings, workers: int, concurrency: int,
               path: Path) -> None:
-    url = s.settings.broker.url or ""
-    shown = f"redis://127.0.0.1:{s.broker.port}/0 (embedded Valkey, password-protected)" \
-        if s.broker is not None else url.split("@")[-1]
+    from orchestrator.transport.dispatch import safe_url
+
+    shown = (f"redis://127.0.0.1:{s.broker.port}/0 (embedded Valkey, password-protected)"
+             if s.broker is not None else safe_url(s.settings.broker.url))
     render.out.print(f"broker   {shown}")
-    db = settings.database.url
-    render.out.print(f"database {db.split('@')[-1] if '@' in db else db}")
+    render.out.print(f"database {safe_url(settings.database.url)}")
     render.out.print(f"workers  {workers} x {concurrency} processes, and a coordinator")
     if s.flower_proc is not None:
         render.out.print(f"flower   http://127.0.0.1:{settings.flower.port}  (user "

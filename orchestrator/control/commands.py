@@ -17,6 +17,7 @@ from orchestrator.model import params as params_
 from orchestrator.model import rerun as rerun_
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
+from orchestrator.transport import dispatch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +44,8 @@ class Commands:
         dispatcher = self.outcomes.dispatcher
         if not dispatcher.reachable():
             raise errors.TransportError(
-                f"cannot reach the broker at {_safe(self.settings.broker.url)}: nothing was "
-                "submitted (is `orchestrator up` running?)")
+                f"cannot reach the broker at {dispatch.safe_url(self.settings.broker.url)}: "
+                "nothing was submitted (is `orchestrator up` running?)")
         new = self.store.create_run(dag, run_id=uuid.uuid4().hex, params=values,
                                     idempotency_key=idempotency_key)
         if not new.created:
@@ -98,14 +99,3 @@ class Commands:
         self.outcomes.apply(dag, done.change)
         return list(reset)
 
-
-def _safe(url: str | None) -> str:
-    """A URL without its password, for messages."""
-    if not url:
-        return "(ORCH_BROKER_URL is not set)"
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':***' if user else ':***'}@{host}"

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery, chain, group
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 from orchestrator import errors
 from orchestrator.model.compiled import CompiledDag
@@ -23,6 +24,11 @@ from orchestrator.transport.celery_config import celery_config
 def task_name(dag_id: str, task_id: str) -> str:
     """The Celery task name Flower shows: ``<dag_id>.<task_id>``."""
     return f"{dag_id}.{task_id}"
+
+
+def safe_url(url: str | None) -> str:
+    """A broker URL fit for a message: its password masked."""
+    return str(maybe_sanitize_url(url, mask="***")) if url else "(ORCH_BROKER_URL is not set)"
 
 
 def make_producer_app(settings: Settings, broker_url: str) -> Celery:
