@@ -129,9 +129,10 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += [
         "",
         f"Measured {meta['date']} on {meta['machine']}; broker: {meta['broker']}; "
-        f"state database: {meta['database']}. Median of {meta['repeat']} runs per side after "
-        "one warm-up pass (dag10k: as many runs as fit in 200 s); 1 worker, prefork, "
-        "concurrency 2 on each side, never both at once. "
+        f"state database: {meta['database']}. Median of {meta['repeat']} runs per side, the "
+        f"sides taking {meta.get('rounds', 1)} turns each (a fresh worker and one warm-up pass "
+        "per turn; dag10k: as many runs as fit in 200 s, in the last turn); 1 worker, "
+        "prefork, concurrency 2 on each side, never both at once. "
         "Time is submit until the result is known (orchestrator: `Client.wait` returned; "
         "raw Celery: `AsyncResult.get(interval=0.005)` on the final task's result, without the "
         "parent links that make the client re-read every parent on each wake-up). "

@@ -4,7 +4,11 @@ One broker for both sides (``ORCH_BROKER_URL``, else an embedded Valkey on 127.0
 a fresh SQLite state database in a temporary directory (unless ``ORCH_DATABASE_URL``).
 Each side gets its own workers (1 worker, prefork, concurrency 2), started for its
 measurements and stopped before the other side starts, so they never compete for CPUs.
-Each side warms up once, then runs every workload ``--repeat`` times; the median counts.
+The sides take turns, ``--rounds`` times (orchestrator, raw, orchestrator, raw, ...): a
+machine whose speed drifts over minutes then slows both sides alike instead of one. In
+each turn a side starts its workers, warms up once and runs every workload ``--repeat``
+times; the median of all its runs counts. dag10k, which has no raw twin, runs in the last
+round only.
 
 Writes ``benchmarks/results/latest.json`` and ``latest.md`` (embedded by the README).
 """
@@ -54,7 +58,7 @@ def _expected(dag: Any) -> Any:
 
 
 def run_orchestrator(broker_url: str, database_url: str, broker_pid: int | None,
-                     workloads: list[Workload], repeat: int, log_dir: Path,
+                     workloads: list[Workload], repeats: dict[str, int], log_dir: Path,
                      ) -> dict[str, list[Sample]]:
     from orchestrator.client import Client
     from orchestrator.devstack.stack import LocalStack
@@ -103,7 +107,7 @@ def run_orchestrator(broker_url: str, database_url: str, broker_pid: int | None,
         try:
             measure.warm_up("orchestrator", workloads, once)
             for w in workloads:
-                out[w.name] = measure.repeat_workload("orchestrator", w, repeat, once)
+                out[w.name] = measure.repeat_workload("orchestrator", w, repeats[w.name], once)
         except BaseException:
             for f in sorted(log_dir.glob("*.log")):
                 console.print(f"[red]--- {f.name} (tail)[/red]\n{tail(f)}")
@@ -229,7 +233,9 @@ def _lattice_expected() -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3, help="measured runs per workload per side")
+    ap.add_argument("--rounds", type=int, default=3, help="turns each side takes")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measured runs per workload per side in each turn")
     ap.add_argument("--only", help="comma-separated workloads (writes partial.json/.md)")
     ap.add_argument("--no-celery", action="store_true", help="skip the raw Celery side")
     ap.add_argument("--no-orchestrator", action="store_true", help="skip the orchestrator side")
@@ -237,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="raw worker also sends task events (-E), as ours does")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
+    if args.repeat < 1 or args.rounds < 1:
+        ap.error("--repeat and --rounds must be >= 1")
     names = [w.name for w in WORKLOADS]
     wanted = args.only.split(",") if args.only else names
     unknown = set(wanted) - set(names)
@@ -270,12 +276,18 @@ def main(argv: list[str] | None = None) -> int:
             db_desc = ("ORCH_DATABASE_URL" if os.environ.get("ORCH_DATABASE_URL")
                        else "SQLite (WAL), fresh file")
             console.print(f"[bold]broker[/bold] {broker_desc}, [bold]database[/bold] {db_desc}")
-            if not args.no_orchestrator:
-                orch = run_orchestrator(broker_url, database_url, broker_pid, workloads,
-                                        args.repeat, tmpdir)
-            if not args.no_celery:
-                raw = run_celery(broker_url, broker_pid, workloads, args.repeat, tmpdir,
-                                 args.raw_events)
+            for turn in range(args.rounds):
+                last = turn == args.rounds - 1
+                if not args.no_orchestrator:
+                    # dag10k runs in the last turn only, as often as its budget allows
+                    mine = {w.name: args.repeat if w.raw else args.repeat * args.rounds
+                            for w in workloads if w.raw or last}
+                    _merge(orch, run_orchestrator(broker_url, database_url, broker_pid,
+                                                  [w for w in workloads if w.name in mine],
+                                                  mine, tmpdir))
+                if not args.no_celery:
+                    _merge(raw, run_celery(broker_url, broker_pid, workloads, args.repeat,
+                                           tmpdir, args.raw_events))
         finally:
             if broker is not None:
                 broker.stop()
@@ -285,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "broker": broker_desc,
         "database": db_desc,
-        "repeat": args.repeat,
+        "repeat": args.repeat * args.rounds,
+        "rounds": args.rounds,
         "celery_version": _version("celery"),
         "raw_events": args.raw_events,
     }
@@ -299,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"in {time.perf_counter() - started:.0f} s")
     return 0
 
+
+
+def _merge(into: dict[str, list[Sample]], more: dict[str, list[Sample]]) -> None:
+    for name, samples in more.items():
+        into.setdefault(name, []).extend(samples)
 
 
 def _version(dist: str) -> str | None:
