@@ -1,8 +1,8 @@
 """The one DAG model both syntaxes compile to, and its validation.
 
-Python DAGs (``orchestrator.dag``) and YAML DAGs (``orchestrator.yaml_dags``) both end in
-:func:`build`, which returns a frozen :class:`DagSpec` or raises a :class:`~errors.DagError`
-naming what is wrong. Nothing here does I/O.
+Python DAGs (``orchestrator.dag``) and YAML DAGs (``orchestrator.authoring.yaml_dags``)
+both end in :func:`build`, which returns a frozen :class:`DagSpec` or raises a
+:class:`~errors.DagError` naming what is wrong. Nothing here does I/O.
 """
 
 from __future__ import annotations

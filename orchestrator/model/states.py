@@ -1,6 +1,6 @@
 """Run and task states, and the transitions the store is allowed to make.
 
-Every transition is a compare-and-set UPDATE in :mod:`orchestrator.store.repository`
+Every transition is a compare-and-set UPDATE in :mod:`orchestrator.store.statements`
 (``... WHERE state IN (:from_states) AND attempt = :n``); this table is the contract
 those statements implement and the unit tests check.
 """
