@@ -17,6 +17,7 @@ import pytest
 from orchestrator.model import spec
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DAGS = ROOT / "tests" / "dags"
@@ -121,8 +122,8 @@ def wait_idle(settings: Settings, timeout: float = 60.0) -> None:
         app.close()
 
 
-def rows_at_rest(store: Any, settings: Settings) -> dict[str, int]:
+def rows_at_rest(store: Store, settings: Settings) -> dict[str, int]:
     """Rows per table once the stack's workers are idle, so that only what the test does
     next can change them."""
     wait_idle(settings)
-    return dict(store.count_rows())
+    return store.count_rows()

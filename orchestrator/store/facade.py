@@ -92,8 +92,10 @@ class Store:
                     existing = runs.by_key(conn, dag.id, idempotency_key, params)
                     if existing is not None:
                         return existing
+                # a version this process wrote or read is stored: no query for it again
                 runs.create(conn, dag, run_id=run_id, params=params,
-                            idempotency_key=idempotency_key, now=_now())
+                            idempotency_key=idempotency_key,
+                            version_stored=dag.version in self._versions, now=_now())
         except IntegrityError:
             if idempotency_key is None:
                 raise

@@ -43,8 +43,9 @@ def by_key(conn: Connection, dag_id: str, key: str,
 
 
 def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[str, Any],
-           idempotency_key: str | None, now: dt.datetime) -> None:
-    """Write the run and one row per task; the initial tasks start queued."""
+           idempotency_key: str | None, version_stored: bool, now: dt.datetime) -> None:
+    """Write the run and one row per task; the initial tasks start queued.
+    ``version_stored``: the caller knows the DAG version is in the database already."""
     p = dag.plan
     first = set(p.initial)
     rows = [{"run_id": run_id, "task_id": node,
@@ -54,7 +55,8 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
              "queued_at": now if node in first else None}
             for node, ups in p.upstream.items()]
     timeout = dag.spec.timeout
-    put_version(conn, dag, now)
+    if not version_stored:
+        put_version(conn, dag, now)
     conn.execute(sql.INSERT_RUN, {
         "id": run_id, "dag_id": dag.id, "state": RunState.RUNNING, "params": dict(params),
         "idempotency_key": idempotency_key, "total_tasks": len(rows),

@@ -27,6 +27,7 @@ from tests.support import Ledger, compiled_of, free_port, make_settings, wait_un
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 WAIT_S = 90
+HOOK = "tests.recording_hooks:Recorder"
 
 
 
@@ -280,9 +281,6 @@ def test_a_task_past_its_timeout_whose_worker_is_gone_is_failed_by_the_coordinat
     (timed_out,) = [e for e in events if e["hook"] == "attempt_finished"]
     assert (timed_out["task_id"], timed_out["pid"]) == ("hang", coordinator)
     assert _resends_seen(events, "hang") == _resends_logged(tmp_path, run_id, "hangs.hang")
-
-
-HOOK = "tests.recording_hooks:Recorder"
 
 
 def _resends_logged(log_dir: Path, run_id: str, task_id: str) -> int:
