@@ -110,6 +110,12 @@ class DagSettings(_Area):
     max_tasks: int = _var("ORCH_MAX_TASKS", 100_000, "Largest DAG accepted, in tasks.", ge=1)
     max_map_items: int = _var("ORCH_MAX_MAP_ITEMS", 100_000,
                               "Most instances one mapped task expands to.", ge=0)
+    import_timeout: float = _var(
+        "ORCH_DAG_IMPORT_TIMEOUT", 30.0,
+        "Seconds one Python DAG file may take to import before it is reported as hanging.",
+        gt=0)
+    max_file_bytes: int = _var("ORCH_MAX_DAG_FILE_BYTES", 4 * 1024 * 1024,
+                               "Largest DAG file read (bytes); a bigger one is an error.", ge=1)
 
 
 class WorkerSettings(_Area):
@@ -149,6 +155,24 @@ class FlowerSettings(_Area):
         "Flower basic-auth password (unset: `up` makes one and keeps it in `.orchestrator/`).")
 
 
+class LimitSettings(_Area):
+    max_params_bytes: int = _var("ORCH_MAX_PARAMS_BYTES", 1024 * 1024,
+                                 "Largest run params accepted, as JSON bytes.", ge=2)
+    max_result_bytes: int = _var(
+        "ORCH_MAX_RESULT_BYTES", 4 * 1024 * 1024,
+        "Largest task result stored, as JSON bytes; a bigger one fails the task.", ge=4)
+    params_cache_bytes: int = _var(
+        "ORCH_PARAMS_CACHE_BYTES", 64 * 1024 * 1024,
+        "Bytes of run params each worker process keeps cached.", ge=0)
+
+
+class SecuritySettings(_Area):
+    signing_key: str | None = _var(
+        "ORCH_SIGNING_KEY", None,
+        "Secret that signs every task message; workers refuse unsigned ones. Unset: `up` "
+        "and `quickstart` make one and keep it in `.orchestrator/`.", min_length=32)
+
+
 class HookSettings(_Area):
     paths: str = _var(
         "ORCH_HOOKS", "",
@@ -162,7 +186,7 @@ class HookSettings(_Area):
 AREAS: dict[str, type[_Area]] = {
     "database": DatabaseSettings, "broker": BrokerSettings, "dags": DagSettings,
     "worker": WorkerSettings, "coordinator": CoordinatorSettings, "flower": FlowerSettings,
-    "hooks": HookSettings,
+    "limits": LimitSettings, "security": SecuritySettings, "hooks": HookSettings,
 }
 
 
@@ -177,6 +201,8 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     hooks: HookSettings = Field(default_factory=HookSettings)
 
     @model_validator(mode="after")
@@ -221,6 +247,29 @@ class Settings(BaseModel):
                 if value is not None:
                     out[env_name(info)] = str(value)
         return out
+
+
+SECRET_VARIABLES = frozenset({"ORCH_DATABASE_URL", "ORCH_BROKER_URL", "ORCH_FLOWER_PASSWORD",
+                              "ORCH_SIGNING_KEY"})
+"""Variables that hold a secret (a URL's password counts): never printed, never on a
+command line, never in a shell task's environment."""
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """The secrets these settings hold: passwords inside URLs, and the secret values."""
+    from urllib.parse import unquote, urlsplit
+
+    env = settings.as_env()
+    found: list[str] = []
+    for name in sorted(SECRET_VARIABLES & set(env)):
+        value = env[name]
+        if "://" in value:
+            password = urlsplit(value).password
+            if password:
+                found.extend({password, unquote(password)})
+        elif value:
+            found.append(value)
+    return found
 
 
 def variables() -> dict[str, FieldInfo]:

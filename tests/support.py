@@ -28,6 +28,10 @@ FAST = {"lease_seconds": 1.0, "task_timeout_max": 5.0, "visibility_timeout": 8.0
 """Settings for test stacks: timings scaled down so lost work comes back in seconds."""
 
 
+TEST_SIGNING_KEY = "test-signing-key-" + uuid.uuid4().hex
+"""The key test stacks sign task messages with (one per test session)."""
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (for a server a test starts itself)."""
     with socket.socket() as s:
@@ -82,7 +86,8 @@ def make_settings(broker_url: str, database_url: str, **overrides: Any) -> Setti
     (``requeue_after=2`` is ORCH_REQUEUE_AFTER)."""
     values: dict[str, Any] = {"broker_url": broker_url, "database_url": database_url,
                               "dags_path": TEST_DAGS,
-                              "default_queue": f"test-{uuid.uuid4().hex[:8]}", **FAST}
+                              "default_queue": f"test-{uuid.uuid4().hex[:8]}",
+                              "signing_key": TEST_SIGNING_KEY, **FAST}
     values.update(overrides)
     return Settings.from_env({f"ORCH_{k.upper()}": v for k, v in values.items()
                               if v is not None})

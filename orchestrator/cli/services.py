@@ -84,7 +84,8 @@ def up_cmd(workers: Annotated[int, typer.Option(min=0)] = 1,
         stack = Stack(settings, workers=workers, concurrency=concurrency, flower=flower,
                            coordinator=True, broker_port=recorded.broker_port,
                            broker_password=recorded.broker_password,
-                           flower_password=recorded.flower_password)
+                           flower_password=recorded.flower_password,
+                           signing_key=recorded.signing_key)
         with stack as s:
             if s.broker is not None:
                 recorded.broker_port = s.broker.port
@@ -123,7 +124,8 @@ def _recorded_env(s: settings_.Settings, flower: bool) -> dict[str, str]:
     env = {"ORCH_BROKER_URL": s.broker.url or "",
            "ORCH_DATABASE_URL": _absolute_sqlite(s.database.url),
            "ORCH_DAGS_PATH": str(s.dags.path.resolve()),
-           "ORCH_DEFAULT_QUEUE": s.worker.default_queue}
+           "ORCH_DEFAULT_QUEUE": s.worker.default_queue,
+           "ORCH_SIGNING_KEY": s.security.signing_key or ""}
     if flower:
         env["ORCH_FLOWER_PORT"] = str(s.flower.port)
     return env

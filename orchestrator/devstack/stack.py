@@ -33,13 +33,17 @@ class LocalStack:
     """``with LocalStack(settings) as stack:`` gives ``stack.settings`` with a broker URL.
 
     ``broker_port``/``broker_password`` pin the embedded broker (``up`` keeps them across
-    restarts); ``flower_password`` likewise."""
+    restarts); ``flower_password`` and ``signing_key`` likewise. Without a signing key in
+    ``settings`` the stack makes one."""
 
     def __init__(self, settings: Settings, *, workers: int = 1, concurrency: int = 2,
                  flower: bool = False, coordinator: bool = False,
                  log_dir: str | None = None, broker_port: int | None = None,
                  broker_password: str | None = None,
-                 flower_password: str | None = None) -> None:
+                 flower_password: str | None = None, signing_key: str | None = None) -> None:
+        if not settings.security.signing_key:
+            settings = settings.with_env(
+                ORCH_SIGNING_KEY=signing_key or secrets.token_urlsafe(32))
         self.base = settings
         self.settings = settings
         self.n_workers = workers

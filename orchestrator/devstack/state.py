@@ -1,6 +1,7 @@
 """The local stack's state folder, ``.orchestrator/`` in the project folder.
 
-``orchestrator up`` keeps there the broker's port and password and Flower's password,
+``orchestrator up`` keeps there the broker's port and password, Flower's password and the key that
+signs task messages,
 so a restart comes back on the same endpoint with the same credentials, and the
 variables any other command started in this folder needs to find the stack
 (:func:`orchestrator.settings.read_stack_file` reads them). The folder is readable
@@ -24,6 +25,7 @@ class StackState:
     broker_port: int | None = None
     broker_password: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(18))
     flower_password: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(12))
+    signing_key: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     """What other commands in this folder read: ORCH_BROKER_URL, ORCH_DATABASE_URL, ..."""
 
@@ -46,6 +48,7 @@ def load(project: Path | None = None) -> StackState:
         broker_port=port if isinstance(port, int) and 0 < port < 65536 else None,
         broker_password=_text(data.get("broker_password")) or fresh.broker_password,
         flower_password=_text(data.get("flower_password")) or fresh.flower_password,
+        signing_key=_text(data.get("signing_key")) or fresh.signing_key,
         env={k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)}
         if isinstance(env, dict) else {})
 
