@@ -14,7 +14,8 @@
         args: [{task: extract}]          # the return value of 'extract'
         retries: 2
       - id: notify
-        shell: echo loaded               # a shell command
+        shell: echo loaded to "$TARGET"  # a shell command
+        env: {TARGET: warehouse}         # variables it gets besides the minimal set
         upstream: [load]                 # ordering only
 
 An argument written ``{task: ID}`` is an upstream task's result, ``{param: NAME}`` a run
@@ -36,7 +37,7 @@ from orchestrator.model import spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
-              "trigger_rule", "branch", "max_active"}
+              "trigger_rule", "branch", "max_active", "env"}
 _TOP_KEYS = {"id", "description", "params", "tasks", "timeout"}
 _PARAM_KEYS = {"type", "default", "description"}
 _JSON_TYPES: dict[type, spec.ParamType] = {

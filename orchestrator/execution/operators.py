@@ -1,8 +1,9 @@
 """How one task body runs, whatever runs it (a Celery worker or ``Dag.test``).
 
 Task kinds: ``python`` (a function by import path, called with its bound arguments) and
-``shell`` (a command line; run params and identity arrive as ``ORCH_*`` variables, the
-result is its standard output).
+``shell`` (a command line in a minimal environment: run params and identity arrive as
+``ORCH_*`` variables, with what the task declares under ``env``; the result is its
+standard output).
 """
 
 from __future__ import annotations
@@ -69,14 +70,28 @@ def call(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[str, 
         task_context.unbind(token)
 
 
-def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext) -> str:
-    env = dict(os.environ)
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+"""The only variables of the worker's environment a shell task gets (those it has): where
+programs are, the user's home, the locale, the time zone, the temporary folder."""
+
+
+def shell_env(task: spec.TaskSpec, ctx: task_context.TaskContext) -> dict[str, str]:
+    """A shell task's whole environment. Never the worker's own: that holds its settings,
+    database and broker passwords among them, and the command's output is stored."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(task.env)
     env.update({"ORCH_DAG_ID": ctx.dag_id, "ORCH_RUN_ID": ctx.run_id,
                 "ORCH_TASK_ID": ctx.task_id, "ORCH_ATTEMPT": str(ctx.attempt)})
     for name, value in ctx.params.items():
         env[f"ORCH_PARAM_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-    proc = subprocess.run(task.command or "", shell=True, env=env, capture_output=True,
-                          text=True, check=False)
+    return env
+
+
+def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext) -> str:
+    proc = subprocess.run(task.command or "", shell=True, env=shell_env(task, ctx),
+                          capture_output=True, text=True, check=False)
     # Echo the command's output so it lands in the worker's log for this attempt.
     if proc.stdout:
         sys.stdout.write(proc.stdout)

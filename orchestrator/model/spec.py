@@ -11,7 +11,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
@@ -23,6 +30,10 @@ ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
 
 No dots: a task registers with Celery as ``<dag_id>.<task_id>``."""
 _ID = re.compile(ID_PATTERN)
+
+ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+"""Names a shell task may declare under ``env``; ``ORCH_*`` names are the task's own."""
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 MAX_RETRIES = 100
 MAX_TIMEOUT = 7 * 24 * 3600.0
@@ -78,6 +89,9 @@ class TaskSpec(_Frozen):
     kind: Literal["python", "shell"]
     callable: str | None = Field(default=None, description="'module:qualname' of a function")
     command: str | None = Field(default=None, description="shell command line")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variables a shell task's command gets, besides its minimal environment.")
     args: tuple[Arg, ...] = ()
     kwargs: dict[str, Arg] = Field(default_factory=dict)
     upstream: tuple[str, ...] = Field(default=(), description="ordering-only dependencies")
@@ -101,6 +115,15 @@ class TaskSpec(_Frozen):
         description="Celery task name within the DAG (default: the id). Uses of one function "
         "share it, so a 10,000-node fan-out registers one Celery task, not 10,000.")
     line: int | None = Field(default=None, exclude=True, description="line in the source file")
+
+    @model_serializer(mode="wrap")
+    def _leave_out_empty_env(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A task without `env` dumps as it did before the key existed: the version hash
+        # of every DAG that declares none stays the same.
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("env"):
+            data.pop("env", None)
+        return data
 
     @property
     def dependencies(self) -> tuple[str, ...]:
@@ -251,6 +274,7 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
                 f"got {t.callable!r}", **at)
     elif not t.command:
         raise errors.DagError(f"task {t.id!r}: shell tasks need a command", **at)
+    _check_env(t, at)
     for arg in (*t.args, *t.kwargs.values()):
         if isinstance(arg, ParamArg) and arg.param not in spec.params:
             raise errors.DagError(f"task {t.id!r} uses unknown param {arg.param!r}", **at)
@@ -259,6 +283,22 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
     if t.retry_backoff_max < t.retry_backoff:
         raise errors.DagError(f"task {t.id!r}: retry_backoff_max is below retry_backoff", **at)
     _check_mapping(t, at)
+
+
+def _check_env(t: TaskSpec, at: dict[str, Any]) -> None:
+    if t.env and t.kind != "shell":
+        raise errors.DagError(f"task {t.id!r}: env is for shell tasks (a python task runs "
+                              "inside the worker process)", **at)
+    for name, value in t.env.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise errors.DagError(f"task {t.id!r}: env name {name!r} is not a variable name "
+                                  f"(must match {ENV_NAME_PATTERN})", **at)
+        if name.upper().startswith("ORCH_"):
+            raise errors.DagError(f"task {t.id!r}: env name {name!r}: ORCH_* variables are "
+                                  "set by the orchestrator (identity and params)", **at)
+        if "\0" in value:
+            raise errors.DagError(f"task {t.id!r}: env {name!r} contains a NUL character",
+                                  **at)
 
 
 def _check_mapping(t: TaskSpec, at: dict[str, Any]) -> None:
