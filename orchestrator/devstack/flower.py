@@ -1,8 +1,9 @@
 """Flower for a local stack: on 127.0.0.1, with basic auth, checked before it is announced.
 
-Its credentials and the broker URL reach it through its environment (FLOWER_BASIC_AUTH,
-CELERY_BROKER_URL), not its command line. Its task list shows each task's kwargs, which
-carry the DAG, run and task id, so a mapped task's instances can be told apart.
+Its login and the broker URL reach it through its environment (FLOWER_BASIC_AUTH, and
+ORCH_BROKER_URL read by :mod:`orchestrator.devstack.flower_app`), never its command line.
+Its task list shows each task's kwargs, which carry the DAG, run and task id, so a mapped
+task's instances can be told apart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from orchestrator.devstack import processes
 from orchestrator.settings import Settings
 
 COLUMNS = "name,uuid,state,kwargs,received,runtime,worker"
+APP = "orchestrator.devstack.flower_app"
 START_TIMEOUT_S = 30.0
 
 
@@ -41,9 +43,9 @@ def start(settings: Settings, broker_url: str, password: str,
             f"Flower cannot start: port {port} on 127.0.0.1 is taken (set ORCH_FLOWER_PORT "
             "to a free one, or run `up --no-flower`)")
     proc = processes.spawn(
-        ["celery", "flower", "--address=127.0.0.1", f"--port={port}",
-         f"--tasks_columns={COLUMNS}"], settings, log_path=log_path,
-        extra_env={"CELERY_BROKER_URL": broker_url, "FLOWER_BASIC_AUTH": f"{user}:{password}"})
+        ["celery", "-A", APP, "flower", "--address=127.0.0.1", f"--port={port}",
+         f"--tasks_columns={COLUMNS}"], settings.with_env(ORCH_BROKER_URL=broker_url),
+        log_path=log_path, extra_env={"FLOWER_BASIC_AUTH": f"{user}:{password}"})
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

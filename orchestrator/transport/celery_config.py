@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.settings import Settings
+from orchestrator.transport import tls
 
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     return {
         "broker_url": broker_url,
+        "broker_use_ssl": tls.broker_use_ssl(broker_url),
         # The state database is the result store: Celery's result backend would be the
         # single largest per-task cost (measured 2.1x) and we never read it.
         "result_backend": None,

@@ -28,7 +28,11 @@ def publish(broker_url: str, run_id: str, state: str) -> None:
 
 def subscribe(broker_url: str) -> Any:
     """A pub/sub subscription to run-finished events (``get_message(timeout=...)``)."""
-    client = redis.Redis.from_url(broker_url, socket_connect_timeout=5)
-    ps = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    # A pool of our own: a client made by from_url closes its pool when it is collected,
+    # which dropped the subscription until the first get_message made it again, missing
+    # whatever was published in between.
+    pool = redis.ConnectionPool.from_url(broker_url, socket_connect_timeout=5)
+    ps = redis.Redis(connection_pool=pool).pubsub(  # type: ignore[no-untyped-call]
+        ignore_subscribe_messages=True)
     ps.subscribe(CHANNEL)
     return ps
