@@ -151,8 +151,12 @@ def _announce(s: LocalStack, settings: settings_.Settings, workers: int, concurr
     render.out.print(f"database {safe_url(settings.database.url)}")
     render.out.print(f"workers  {workers} x {concurrency} processes, and a coordinator")
     if s.flower_proc is not None:
+        # Never the password itself, even one the user chose: a terminal is often shared,
+        # recorded or pasted.
+        where = ("the ORCH_FLOWER_PASSWORD you set" if settings.flower.password
+                 else f"password in {path}")
         render.out.print(f"flower   http://127.0.0.1:{settings.flower.port}  (user "
-                         f"{settings.flower.user}; password in {path})")
+                         f"{settings.flower.user}; {where})")
     render.out.print(f"state    {path} (credentials; commands run in this folder use it)")
     render.out.print("try:     orchestrator run example --wait   (in another shell, here)")
     render.out.print("Ctrl-C stops everything.")
@@ -180,13 +184,14 @@ def quickstart_cmd(dag_id: Annotated[str, typer.Argument()] = "example",
     from orchestrator.authoring import discovery
     from orchestrator.client import Client
     from orchestrator.devstack.stack import LocalStack
+    from orchestrator.transport.dispatch import safe_url
 
     settings = settings_.load(stack_file=False)
     params = parse_params(param)
     discovery.load(settings.dags.path).get(dag_id)  # a typo fails here, before any process
     with LocalStack(settings, concurrency=concurrency) as s, Client(s.settings) as client:
-        render.out.print(f"database {settings.database.url}, embedded broker, 1 worker x "
-                         f"{concurrency}")
+        render.out.print(f"database {safe_url(settings.database.url)}, embedded broker, "
+                         f"1 worker x {concurrency}")
         run_id = client.submit(dag_id, params)
         run = render.with_progress(client.wait, run_id, timeout)
         render.run(run, as_json=False)

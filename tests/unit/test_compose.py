@@ -6,6 +6,8 @@ for `docker compose config`.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,7 +123,8 @@ def test_worker_can_scale(services: dict[str, Any]) -> None:
     assert "ports" not in worker
     assert _command(worker).startswith("orchestrator worker")
     env = worker["environment"]
-    assert env["ORCH_BROKER_URL"].startswith("redis://broker:")
+    assert env["ORCH_BROKER_URL"].startswith("redis://:${BROKER_PASSWORD:?")
+    assert env["ORCH_BROKER_URL"].endswith("@broker:6379/0")
     assert env["ORCH_DATABASE_URL"].startswith("postgresql://")
     for dep in ("broker", "postgres"):
         assert worker["depends_on"][dep]["condition"] == "service_healthy"
@@ -139,6 +142,42 @@ def test_flower_is_loopback_only_and_authenticated(services: dict[str, Any]) -> 
     auth = flower["environment"]["FLOWER_BASIC_AUTH"]
     # No default password: it must be supplied, or compose refuses to start.
     assert "${FLOWER_PASSWORD:?" in auth
+
+
+def test_the_broker_requires_a_password_kept_off_its_command_line(
+        services: dict[str, Any]) -> None:
+    broker = services["broker"]
+    assert broker["environment"]["BROKER_PASSWORD"].startswith("${BROKER_PASSWORD:?")
+    cmd = _command(broker)
+    # `$$` is compose's escape: the shell in the container expands it into the server's
+    # configuration on stdin (`-`), so neither compose nor `ps` shows it as an argument
+    assert 'requirepass "$$BROKER_PASSWORD"' in cmd and "valkey-server -" in cmd
+    assert "--requirepass" not in cmd and "env -u BROKER_PASSWORD" in cmd
+    check = _command({"command": broker["healthcheck"]["test"]})
+    assert "REDISCLI_AUTH=" in check and " -a " not in check
+    for name, svc in services.items():
+        url = svc.get("environment", {}).get("ORCH_BROKER_URL")
+        if url is not None:
+            assert url.startswith("redis://:${BROKER_PASSWORD:?"), name
+
+
+def test_no_credential_has_a_default() -> None:
+    text = COMPOSE.read_text()
+    assert not re.search(r"\$\{[A-Z_]*(PASSWORD|KEY)[A-Z_]*:-", text)
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
+    assert {"BROKER_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_PASSWORD",
+            "ORCH_SIGNING_KEY"} <= required
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z_]+)=", example, flags=re.MULTILINE))
+    assert required <= listed  # a new user copies the file and fills in every line
+
+
+def test_flower_gets_the_broker_only(services: dict[str, Any]) -> None:
+    flower = services["flower"]
+    cmd = _command(flower)
+    app = cmd.split("-A ")[1].split()[0]
+    assert importlib.util.find_spec(app) is not None
+    assert set(flower["environment"]) == {"ORCH_BROKER_URL", "FLOWER_BASIC_AUTH"}
 
 
 def test_no_service_publishes_on_all_interfaces(services: dict[str, Any]) -> None:
