@@ -14,7 +14,9 @@ from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.transport import dispatch
 from orchestrator.transport.celery_config import celery_config
-from workers import registry
+from orchestrator.transport.signing import Signer
+from workers import integrity, registry
+from workers.broker_guard import GuardedAMQP
 from workers.runtime import Runtime
 
 _NAME = re.compile(spec.ID_PATTERN[1:-1] + r"\." + spec.ID_PATTERN[1:-1])
@@ -22,6 +24,7 @@ _NAME = re.compile(spec.ID_PATTERN[1:-1] + r"\." + spec.ID_PATTERN[1:-1])
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
+    Signer.of(settings)  # no key: refuse to start, before anything else
     if not settings.broker.url:
         raise errors.TransportError("ORCH_BROKER_URL is not set: give a Redis URL, or start "
                                     "the whole stack with `orchestrator up`")
@@ -31,7 +34,8 @@ def create_app(settings: Settings | None = None) -> Celery:
     finally:
         store.dispose()
     bag = discovery.load(settings.dags.path, max_tasks=settings.dags.max_tasks)
-    app = Celery("orchestrator", set_as_current=True, tasks=registry.DagTaskRegistry())
+    app = Celery("orchestrator", set_as_current=True, tasks=registry.DagTaskRegistry(),
+                 amqp=GuardedAMQP)
     app.conf.update(celery_config(settings, settings.broker.url))
     app.conf.worker_consumer = "workers.registry:DagConsumer"
     register(app, settings, bag)
@@ -40,14 +44,16 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
     """Register every task of ``bag`` on ``app`` (any Celery app, e.g. a test's), and, if
-    its registry can, learn new ones when a message names a task it does not have."""
+    its registry can, learn new ones when a message names a task it does not have.
+    Raises ConfigError without a signing key: the tasks check every call's signature."""
+    signer = Signer.of(settings)
     known: set[str] = set()
 
     def register_new() -> None:
         names = {dispatch.task_name(d.id, t.celery_name)
                  for d in bag.dags.values() for t in d.spec.tasks}
         for name in sorted(names - known):
-            _register(app, runtime, name)
+            _register(app, runtime, signer, name)
             known.add(name)
 
     def rescan() -> None:
@@ -59,23 +65,37 @@ def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
 
     runtime = Runtime(settings, bag, app, rescan)
     register_new()
-    _register_fallback(app, runtime, bag)
+    _register_fallback(app, runtime, signer, bag)
+    app.orchestrator_signer = signer
     if isinstance(app._tasks, registry.DagTaskRegistry):
         app._tasks.resolver = registry.make_resolver(
             app, rescan, lambda name: _NAME.fullmatch(name) is not None)
     app.orchestrator_bag = bag
 
 
-def _register(app: Celery, runtime: Runtime, name: str) -> None:
-    def run(self: Any, dag: str, task: str, run: str, attempt: int) -> Any:
-        return runtime.execute(self, dag, task, run, attempt)
+def _register(app: Celery, runtime: Runtime, signer: Signer, name: str) -> None:
+    # Any arguments at all: a call of the wrong shape is refused by the check, not by
+    # Python's TypeError inside Celery's tracer.
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = integrity.admitted(self, signer, args, kwargs)
+        if call is None:
+            return "refused"
+        return runtime.execute(self, *call)
 
     run.__name__ = name.replace(".", "__").replace("-", "_")
-    app.task(name=name, bind=True, acks_late=True, ignore_result=True)(run)
+    # orchestrator_task: the consumer takes messages for these names (and unknown ones,
+    # for the re-scan), never for Celery's own tasks (celery.map would call ours inline).
+    app.task(name=name, bind=True, acks_late=True, ignore_result=True,
+             orchestrator_task=True)(run)
 
 
-def _register_fallback(app: Celery, runtime: Runtime, bag: discovery.DagBag) -> None:
-    def unresolved(self: Any, dag: str, task: str, run: str, attempt: int) -> Any:
+def _register_fallback(app: Celery, runtime: Runtime, signer: Signer,
+                       bag: discovery.DagBag) -> None:
+    def unresolved(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = integrity.admitted(self, signer, args, kwargs)
+        if call is None:
+            return "refused"
+        dag, task, run, attempt = call
         where = ""
         try:
             header = runtime.wiring.store.header(run)

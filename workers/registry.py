@@ -7,6 +7,11 @@ task registry). Both lookups end here on a miss. A name that appears after the r
 is registered and runs; one that does not is handed to a fallback task, which records
 the attempt as failed (``UnresolvableTask``) naming the DAG and the file it came from,
 instead of letting Celery drop the message and the task sit queued.
+
+The consumer is also where a worker survives hostile input: every task message is
+checked (:mod:`workers.integrity`) before Celery's code reads it, whatever fails in
+Celery's handling of one message drops that message only, and the worker's mailbox
+obeys only the remote control commands of :mod:`workers.remote_control`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from celery import Celery, Task
 from celery.app.registry import TaskRegistry
 from celery.app.trace import build_tracer
 from celery.worker.consumer import Consumer
+from kombu.message import Message
+
+from orchestrator import errors
+from orchestrator.transport.signing import NO_KEY, Signer
+from workers import integrity, remote_control
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +51,44 @@ class DagTaskRegistry(TaskRegistry):  # type: ignore[misc]
 
 
 class DagConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer with strategies that, missing a name, ask the registry."""
+    """Celery's consumer with strategies that, missing a name, ask the registry; that
+    drops (acknowledges, with one warning) every task message it must not take; and
+    whose mailbox answers only the remote control commands we allow."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.strategies = _Strategies(self)
+        signer = getattr(self.app, "orchestrator_signer", None)
+        if not isinstance(signer, Signer):
+            raise errors.ConfigError(NO_KEY)
+        self.signer = signer
+        for step in self.blueprint.steps.values():
+            box = getattr(step, "box", None)  # the remote control step's mailbox
+            if box is not None:
+                box.node.handlers = remote_control.handlers(signer)
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Message], None]:
+        handle = super().create_task_handler(*args, **kwargs)
+        app, signer = self.app, self.signer
+
+        def on_task_received(message: Message) -> None:
+            problem = integrity.message_problem(message, app, signer)
+            if problem is None:
+                try:
+                    handle(message)
+                    return
+                except Exception as exc:  # one message must never stop the worker
+                    problem = (f"Celery could not take it ({type(exc).__name__}: "
+                               f"{integrity.shown(str(exc))})")
+            self._drop(message, problem)
+
+        return on_task_received
+
+    def _drop(self, message: Message, problem: str) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        integrity.refused(headers.get("id"), headers.get("task"), problem)
+        if not message.acknowledged:
+            message.ack_log_error(log, self.connection_errors)  # type: ignore[no-untyped-call]
 
 
 class _Strategies(dict[str, Any]):

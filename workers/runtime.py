@@ -12,6 +12,7 @@ a version this worker has not loaded.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -30,7 +31,8 @@ from orchestrator.execution.task_context import TaskContext
 from orchestrator.model import retries, spec
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
-from orchestrator.store import Busy, Claim, GiveUp, RunHeader
+from orchestrator.store import Busy, Claim, GiveUp, NotDue, RunHeader
+from orchestrator.transport import dispatch
 from orchestrator.wiring import Wiring
 from workers.heartbeat import Heartbeat
 
@@ -95,6 +97,8 @@ class Runtime:
             task.request.chain = None
             return "unknown"
         dag, t = found
+        if not _names_its_task(task, dag, t):
+            return "refused"
         if t.map_over is not None and task_id == t.id and unresolved is None:
             return self._expand(task, dag, run_id, t, attempt)
         store = self.wiring.store
@@ -111,6 +115,14 @@ class Runtime:
             self.wiring.outcomes.send(dag, run_id, [(task_id, claim.attempt)],
                                       countdown=max(0.1, claim.lease_expires_at - time.time())
                                       + 0.1)
+            return "deferred"
+        if isinstance(claim, NotDue):
+            task.request.chain = None
+            wait = (claim.due - dt.datetime.now(dt.UTC)).total_seconds()
+            log.info("%s.%s run %s attempt %s: not due until %s, looking again then",
+                     dag_id, task_id, run_id, claim.attempt, claim.due.isoformat())
+            self.wiring.outcomes.send(dag, run_id, [(task_id, claim.attempt)],
+                                      countdown=max(0.05, wait) + 0.05)
             return "deferred"
         if claim is None:
             task.request.chain = None  # a duplicate must not continue the chain either
@@ -202,6 +214,19 @@ def _check_json(result: Any) -> None:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise errors.InvalidResult(f"the task's result is not JSON: {exc}") from None
+
+
+def _names_its_task(task: Task, dag: CompiledDag, t: spec.TaskSpec) -> bool:
+    """Whether the message's Celery name is the one its kwargs' task is sent under (the
+    signature proves who sent it; this, that the sender did not mix two tasks up)."""
+    name = task.request.task
+    if name is None or name == dispatch.task_name(dag.id, t.celery_name):
+        return True
+    task.request.chain = None
+    log.warning("dropped task message %s: its name %r is not task %r of DAG %r (sent as "
+                "%r)", task.request.id, name, t.id, dag.id,
+                dispatch.task_name(dag.id, t.celery_name))
+    return False
 
 
 def _branches(result: Any, children: tuple[str, ...]) -> set[str]:

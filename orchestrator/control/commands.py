@@ -68,6 +68,7 @@ class Commands:
     def cancel(self, run_id: str) -> None:
         """Cancel a running run: queued tasks never start, running ones are terminated,
         and the run ends ``cancelled``. Raises :class:`Conflict` if it already ended."""
+        self.outcomes.dispatcher  # noqa: B018 -- no signing key: refuse before writing
         dag = self.outcomes.dag_of(self.store.header(run_id))
         self.outcomes.apply(dag, self.store.cancel(run_id))
 
@@ -75,6 +76,7 @@ class Commands:
         """Continue a finished run from its stored DAG version: rerun its failed and
         upstream_failed tasks (or ``from_task`` and everything downstream of it), keeping
         every other result. Returns the task ids reset, in dependency order."""
+        self.outcomes.dispatcher  # noqa: B018 -- no signing key: refuse before writing
         run = self.store.get_run(run_id, with_results=False)
         if not run.finished:
             raise errors.Conflict(f"run {run_id!r} is still running: wait for it first")

@@ -14,11 +14,12 @@ from orchestrator.store.results import (
     Claim,
     GiveUp,
     NewRun,
+    NotDue,
     Overdue,
     Rerun,
     RunHeader,
     Stalled,
 )
 
-__all__ = ["AttemptEnd", "Busy", "Change", "Claim", "GiveUp", "NewRun", "Overdue", "Rerun",
-           "RunHeader", "Stalled", "Store"]
+__all__ = ["AttemptEnd", "Busy", "Change", "Claim", "GiveUp", "NewRun", "NotDue", "Overdue",
+           "Rerun", "RunHeader", "Stalled", "Store"]

@@ -20,17 +20,18 @@ from orchestrator.model import plan, spec
 from orchestrator.model.states import AttemptOutcome, TaskState
 from orchestrator.store import advance, mapping
 from orchestrator.store import statements as sql
-from orchestrator.store.results import AttemptEnd, Busy, Change, Claim, GiveUp
+from orchestrator.store.results import AttemptEnd, Busy, Change, Claim, GiveUp, NotDue
 
 
 def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: str,
           pid: int, lease_seconds: float, data_from: Sequence[str], max_lost: int,
           celery_id: str | None, timeout: float | None, version: str | None,
-          now: dt.datetime) -> Claim | GiveUp | Busy | None:
+          now: dt.datetime) -> Claim | GiveUp | Busy | NotDue | None:
     """Move a queued attempt to running; None if it is not ours to run.
 
     A message for an attempt that is running under an expired lease means its worker
-    was lost: the next attempt takes over, up to ``max_lost`` times."""
+    was lost: the next attempt takes over, up to ``max_lost`` times. One for an attempt
+    still waiting out its retry backoff starts nothing (NotDue)."""
     wall = time.time()
     key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
     token = uuid.uuid4().hex
@@ -41,7 +42,7 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
     if row is not None:
         lost, max_attempts, item = row.lost_attempts, row.max_attempts, row.map_item
     else:
-        taken = _take_over(conn, key, owner, wall=wall, max_lost=max_lost)
+        taken = _take_over(conn, key, owner, wall=wall, max_lost=max_lost, now=now)
         if not isinstance(taken, tuple):
             return taken
         lost, max_attempts, took_over, item = taken
@@ -58,13 +59,19 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
 
 
 def _take_over(conn: Connection, key: dict[str, Any], owner: dict[str, Any], *, wall: float,
-               max_lost: int) -> tuple[int, int, int, Any] | GiveUp | Busy | None:
-    """The attempt is not claimable: is the task running under a lease nobody renews?
+               max_lost: int, now: dt.datetime,
+               ) -> tuple[int, int, int, Any] | GiveUp | Busy | NotDue | None:
+    """The attempt is not claimable: is it not due yet, or is the task running under a
+    lease nobody renews?
 
     The message may name an older attempt than the row (a message redelivered after an
     earlier takeover): starting a *new* attempt from it is safe, because the takeover is
     a compare-and-set on the row's current attempt and results are fenced by it."""
     row = conn.execute(sql.RUNNING_ROW, key).first()
+    if (row is not None and row.state == TaskState.UP_FOR_RETRY
+            and row.attempt == key["b_attempt"] and row.queued_at is not None
+            and row.queued_at > now):
+        return NotDue(row.queued_at, row.attempt)
     if row is None or row.state != TaskState.RUNNING or row.attempt < key["b_attempt"]:
         return None
     current = row.attempt

@@ -33,6 +33,7 @@ from orchestrator.store.results import (
     Claim,
     GiveUp,
     NewRun,
+    NotDue,
     Overdue,
     Rerun,
     RunHeader,
@@ -147,7 +148,7 @@ class Store:
     def claim(self, run_id: str, task_id: str, attempt: int, *, worker: str, pid: int,
               lease_seconds: float, data_from: Sequence[str], max_lost: int,
               celery_id: str | None = None, timeout: float | None = None,
-              version: str | None = None) -> Claim | GiveUp | Busy | None:
+              version: str | None = None) -> Claim | GiveUp | Busy | NotDue | None:
         with self._tx() as conn:
             return attempts.claim(conn, run_id, task_id, attempt, worker=worker, pid=pid,
                                   lease_seconds=lease_seconds, data_from=data_from,

@@ -71,6 +71,15 @@ class Busy:
 
 
 @dataclasses.dataclass(frozen=True)
+class NotDue:
+    """The attempt waits out its retry backoff until ``due``: a message that came early
+    (from a clock ahead of ours, or sent early on purpose) is looked at again then."""
+
+    due: dt.datetime
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True)
 class AttemptEnd:
     task_id: str
     attempt: int

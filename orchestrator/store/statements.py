@@ -57,14 +57,18 @@ MARK_UNSENT = update(ti).where(
 
 # -- the worker's hot path ----------------------------------------------------------------
 
-CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
+_due = or_(ti.c.state != TaskState.UP_FOR_RETRY, ti.c.queued_at.is_(None),
+           ti.c.queued_at <= _now)
+"""An attempt waiting out its retry backoff is claimable once due (``queued_at``)."""
+
+CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE), _due).values(
     state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
     lease_expires_at=bindparam("b_lease"), token=_token,
     deadline=bindparam("b_deadline"),
 ).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item)
 
 RUNNING_ROW = select(ti.c.state, ti.c.attempt, ti.c.lost_attempts, ti.c.max_attempts,
-                     ti.c.lease_expires_at, ti.c.map_item, ti.c.deadline).where(
+                     ti.c.lease_expires_at, ti.c.map_item, ti.c.deadline, ti.c.queued_at).where(
     _run, ti.c.task_id == bindparam("b_task"))
 
 TAKE_OVER = update(ti).where(

@@ -19,6 +19,7 @@ from orchestrator import errors
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.transport.celery_config import celery_config
+from orchestrator.transport.signing import KWARG, Signer
 
 
 def task_name(dag_id: str, task_id: str) -> str:
@@ -38,22 +39,28 @@ def make_producer_app(settings: Settings, broker_url: str) -> Celery:
 
 
 class Dispatcher:
-    """Sends node attempts through Celery, and terminates running ones."""
+    """Sends node attempts through Celery, and terminates running ones; every message
+    signed (ConfigError naming ORCH_SIGNING_KEY here, before anything is sent, without
+    a key)."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
+        self.signer = Signer.of(settings)
         self.default_queue = settings.worker.default_queue
         self.time_limit_grace = settings.worker.time_limit_grace
 
     def signature(self, dag: CompiledDag, run_id: str, task_id: str, attempt: int) -> Signature:
         t = dag.spec.task(task_id)
         options: dict[str, Any] = {"queue": t.queue or self.default_queue}
+        hard = soft = None
         if t.timeout is not None:
-            options["soft_time_limit"] = t.timeout
-            options["time_limit"] = t.timeout + self.time_limit_grace
+            soft = options["soft_time_limit"] = t.timeout
+            hard = options["time_limit"] = t.timeout + self.time_limit_grace
+        name = task_name(dag.id, t.celery_name)
+        sig = self.signer.task(name, dag.id, task_id, run_id, attempt, hard, soft)
         return self.app.signature(
-            task_name(dag.id, t.celery_name),
-            kwargs={"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt},
+            name, kwargs={"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt,
+                          KWARG: sig},
             immutable=True, **options)
 
     def segment(self, dag: CompiledDag, run_id: str, head: str,
@@ -84,7 +91,10 @@ class Dispatcher:
         """Revoke these Celery tasks and terminate the processes running them."""
         if celery_ids:
             try:
-                self.app.control.revoke(list(celery_ids), terminate=True, signal="SIGTERM")
+                ids = list(celery_ids)
+                # Workers act on a revoke only when it is signed (workers/remote_control).
+                self.app.control.revoke(ids, terminate=True, signal="SIGTERM",
+                                        **{KWARG: self.signer.revoke(ids, True, "SIGTERM")})
             except KombuOperationalError as exc:
                 raise errors.TransportError(f"cannot reach the broker: {exc}") from exc
 

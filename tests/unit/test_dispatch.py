@@ -8,6 +8,7 @@ from orchestrator.model import plan, spec
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.transport import dispatch
+from tests.support import TEST_SIGNING_KEY
 
 
 def _line(n: int) -> CompiledDag:
@@ -24,7 +25,8 @@ def _wide(n: int) -> CompiledDag:
 
 
 def _dispatcher() -> dispatch.Dispatcher:
-    settings = Settings.from_env({"ORCH_BROKER_URL": "redis://127.0.0.1:1/0"})
+    settings = Settings.from_env({"ORCH_BROKER_URL": "redis://127.0.0.1:1/0",
+                                  "ORCH_SIGNING_KEY": TEST_SIGNING_KEY})
     return dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
                                settings)
 
@@ -37,6 +39,7 @@ def _message_bytes(dag: CompiledDag, head: str) -> int:
 def test_a_message_names_one_node_attempt_and_carries_no_data() -> None:
     sig = _dispatcher().signature(_line(3), "run1", "t1", 2)
     assert sig.task == "line.t1"
+    assert sig.kwargs.pop("sig")
     assert sig.kwargs == {"dag": "line", "task": "t1", "run": "run1", "attempt": 2}
     assert sig.immutable
 
@@ -58,5 +61,6 @@ def test_an_instance_of_a_mapped_task_is_one_small_message() -> None:
     sig = _dispatcher().signature(dag, "run1", "sq[99999]", 1)
     # the item stays in the database: the message names the instance, whatever the list
     assert sig.task == "m.sq"
+    assert sig.kwargs.pop("sig")
     assert sig.kwargs == {"dag": "m", "task": "sq[99999]", "run": "run1", "attempt": 1}
     assert _message_bytes(dag, "sq") < 1000
