@@ -27,6 +27,13 @@ STATE_DIR = ".orchestrator"
 """The local stack's state folder, inside the project folder (git-ignored, owner-only)."""
 STACK_FILE = "stack.json"
 
+MAP_ITEMS_CEILING = 10_000_000
+"""The most ORCH_MAX_MAP_ITEMS may be: task id columns are wide enough for a mapped
+instance of the longest id at the largest index below it (``model/limits.py``)."""
+QUEUE_PATTERN = r"^[A-Za-z0-9_.:@/+-]{1,200}$"
+"""Queue names: no spaces, commas (``worker --queues`` splits on them) or control
+characters."""
+
 
 def stack_file(folder: Path | None = None) -> Path:
     return (folder or Path.cwd()) / STATE_DIR / STACK_FILE
@@ -109,7 +116,8 @@ class DagSettings(_Area):
                       "Folder the DAG files are read from; it goes on the import path.")
     max_tasks: int = _var("ORCH_MAX_TASKS", 100_000, "Largest DAG accepted, in tasks.", ge=1)
     max_map_items: int = _var("ORCH_MAX_MAP_ITEMS", 100_000,
-                              "Most instances one mapped task expands to.", ge=0)
+                              "Most instances one mapped task expands to (at most "
+                              f"{MAP_ITEMS_CEILING:,}).", ge=0, le=MAP_ITEMS_CEILING)
     import_timeout: float = _var(
         "ORCH_DAG_IMPORT_TIMEOUT", 30.0,
         "Seconds one Python DAG file may take to import before it is reported as hanging.",
@@ -121,7 +129,8 @@ class DagSettings(_Area):
 class WorkerSettings(_Area):
     concurrency: int | None = _var("ORCH_WORKER_CONCURRENCY", None,
                                    "Pool processes per worker (default: CPU count).", ge=1)
-    default_queue: str = _var("ORCH_DEFAULT_QUEUE", "default", "Queue for tasks that name none.")
+    default_queue: str = _var("ORCH_DEFAULT_QUEUE", "default", "Queue for tasks that name none.",
+                              pattern=QUEUE_PATTERN)
     task_timeout_max: float = _var("ORCH_TASK_TIMEOUT_MAX", 3600.0,
                                    "Longest task timeout accepted (seconds).", gt=0)
     lease_seconds: float = _var(

@@ -38,7 +38,8 @@ class Wiring:
 
     @cached_property
     def store(self) -> Store:
-        store = Store(self.settings.database.url)
+        store = Store(self.settings.database.url,
+                      params_cache_bytes=self.settings.limits.params_cache_bytes)
         if self._check_schema:
             try:
                 store.check_schema()

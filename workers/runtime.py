@@ -13,7 +13,6 @@ a version this worker has not loaded.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import time
@@ -28,7 +27,7 @@ from orchestrator import errors
 from orchestrator.authoring.discovery import DagBag
 from orchestrator.execution import operators
 from orchestrator.execution.task_context import TaskContext
-from orchestrator.model import retries, spec
+from orchestrator.model import retries, spec, values
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.store import Busy, Claim, GiveUp, NotDue, RunHeader
@@ -161,7 +160,7 @@ class Runtime:
         self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)
         try:
             result = operators.call(t, header.params, claim.upstream, ctx, item)
-            _check_json(result)
+            values.check_result(result, self.settings.limits.max_result_bytes)
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
             return self._failed(task, dag, run_id, task_id, t, claim,
@@ -179,8 +178,17 @@ class Runtime:
             except errors.BranchError as exc:
                 return self._failed(task, dag, run_id, task_id, t, claim,
                                     errors.BranchError.__name__, str(exc), None)
-        change = self.wiring.store.succeed(run_id, task_id, claim.attempt, result, dag.plan,
-                                           chosen, claim.token)
+        store = self.wiring.store
+        try:
+            change = store.succeed(run_id, task_id, claim.attempt, result, dag.plan, chosen,
+                                   claim.token)
+        except Exception as exc:
+            # A result the database refuses must end this attempt, not leave it running
+            # for a takeover that would run the body again and again.
+            self._unless_unreachable(exc, "the result", run_id, task_id, claim.attempt)
+            return self._failed(task, dag, run_id, task_id, t, claim, type(exc).__name__,
+                                f"the result could not be recorded: {store.describe(exc)}",
+                                None)
         if not change.applied:
             task.request.chain = None
             return "superseded"
@@ -193,12 +201,36 @@ class Runtime:
     def _failed(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
                 t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
                 tb: str | None) -> Any:
+    def _unless_unreachable(self, exc: Exception, what: str, run_id: str, task_id: str,
+                            attempt: int) -> None:
+        """Re-raise a lost database: nothing can be recorded now, and the attempt's lease
+        (no longer renewed) runs out, so the reconciler takes it over, as for a lost
+        worker. Any other error is the outcome's own, for the caller to record."""
+        if self.wiring.store.unreachable(exc):
+            log.error("%s of run %s attempt %s: could not record %s, the database is "
+                      "unreachable (%s); its lease will run out and it will be taken over",
+                      task_id, run_id, attempt, what, self.wiring.store.describe(exc))
+            raise exc
+        log.error("%s of run %s attempt %s: recording %s failed: %s", task_id, run_id,
+                  attempt, what, self.wiring.store.describe(exc))
+
         task.request.chain = None
         retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts, claim.max_attempts)
-        change = self.wiring.store.fail(
-            run_id, task_id, claim.attempt, error_type=error_type, message=message,
-            traceback=tb, retry_in=retry_in, p=dag.plan,
-            token=claim.token if isinstance(claim, Claim) else None)
+        store = self.wiring.store
+        token = claim.token if isinstance(claim, Claim) else None
+        try:
+            change = store.fail(run_id, task_id, claim.attempt, error_type=error_type,
+                                message=message, traceback=tb, retry_in=retry_in, p=dag.plan,
+                                token=token)
+        except Exception as exc:
+            self._unless_unreachable(exc, "the failure", run_id, task_id, claim.attempt)
+            # Record why recording failed, with nothing of the original that may be the
+            # cause; should that fail too, the lease runs out and the reconciler decides.
+            error_type, message = type(exc).__name__, (
+                f"recording the failure ({error_type[:100]}) failed: {store.describe(exc)}")
+            change = store.fail(run_id, task_id, claim.attempt, error_type=error_type,
+                                message=message, traceback=None, retry_in=retry_in,
+                                p=dag.plan, token=token)
         if not change.applied:
             return "superseded"
         self.wiring.outcomes.apply(dag, change)
@@ -207,13 +239,6 @@ class Runtime:
             raise Retry(f"{error_type}: {message}; attempt {next_attempt} in {wait:.2f} s",
                         when=wait)
         raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}")
-
-
-def _check_json(result: Any) -> None:
-    try:
-        json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise errors.InvalidResult(f"the task's result is not JSON: {exc}") from None
 
 
 def _names_its_task(task: Task, dag: CompiledDag, t: spec.TaskSpec) -> bool:

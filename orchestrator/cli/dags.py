@@ -11,7 +11,7 @@ from rich.table import Table
 from orchestrator import settings as settings_
 from orchestrator.authoring import discovery
 from orchestrator.cli import render
-from orchestrator.cli.common import JsonOpt
+from orchestrator.cli.common import JsonOpt, a_path
 
 dags_app = typer.Typer(no_args_is_help=True, help="List and validate DAGs.")
 
@@ -40,7 +40,8 @@ def dags_list(as_json: JsonOpt = False) -> None:
 
 @dags_app.command("validate")
 def dags_validate(path: Annotated[Path | None, typer.Argument(
-        help="A DAG file or folder (default: ORCH_DAGS_PATH).")] = None) -> None:
+        help="A DAG file or folder (default: ORCH_DAGS_PATH).", callback=a_path)] = None,
+                  ) -> None:
     """Check DAG files; exit 1 and name every problem if any is invalid."""
     target = path or settings_.load().dags.path
     if target.is_file():

@@ -8,11 +8,14 @@ import typer
 
 from orchestrator.cli import render
 from orchestrator.cli.common import (
+    DagIdArg,
     JsonOpt,
     ParamOpt,
     RunIdArg,
     TimeoutOpt,
     WaitOpt,
+    a_key,
+    an_id,
     client,
     parse_params,
 )
@@ -28,9 +31,10 @@ def register(app: typer.Typer) -> None:
     app.command("rerun")(rerun_cmd)
 
 
-def run_cmd(dag_id: str, param: ParamOpt = None, wait: WaitOpt = False,
+def run_cmd(dag_id: DagIdArg, param: ParamOpt = None, wait: WaitOpt = False,
             idempotency_key: Annotated[str | None, typer.Option(
-                help="Submitting the same key (and params) again returns the same run.")] = None,
+                help="Submitting the same key (and params) again returns the same run.",
+                callback=a_key)] = None,
             timeout: TimeoutOpt = None, as_json: JsonOpt = False) -> None:
     """Submit a run of DAG_ID (exit 1 if --wait and the run failed)."""
     with client() as c:
@@ -61,7 +65,8 @@ def cancel_cmd(run_id: RunIdArg) -> None:
 
 def rerun_cmd(run_id: RunIdArg,
               from_task: Annotated[str | None, typer.Option(
-                  "--from", help="Rerun this task and everything downstream of it.")] = None,
+                  "--from", help="Rerun this task and everything downstream of it.",
+                  callback=an_id)] = None,
               wait: WaitOpt = False, timeout: TimeoutOpt = None, as_json: JsonOpt = False) -> None:
     """Continue a finished run: rerun what failed (or --from a task), keep the rest."""
     with client() as c:
@@ -80,7 +85,8 @@ def rerun_cmd(run_id: RunIdArg,
 
 
 @runs_app.command("list")
-def runs_list(dag: Annotated[str | None, typer.Option(help="Only this DAG.")] = None,
+def runs_list(dag: Annotated[str | None, typer.Option(help="Only this DAG.",
+                                                     callback=an_id)] = None,
               state: Annotated[RunState | None, typer.Option(
                   help="Only runs in this state.", case_sensitive=False)] = None,
               limit: Annotated[int, typer.Option(min=1, max=1000,

@@ -16,7 +16,16 @@ import typer
 from orchestrator import errors
 from orchestrator import settings as settings_
 from orchestrator.cli import render
-from orchestrator.cli.common import ParamOpt, parse_params
+from orchestrator.cli.common import (
+    MAX_PROCESSES,
+    DagIdArg,
+    ParamOpt,
+    a_hostname,
+    a_log_level,
+    parse_params,
+    queue_names,
+    seconds,
+)
 from orchestrator.model.states import RunState
 
 if TYPE_CHECKING:  # the roles import their heavy parts only when they run
@@ -32,12 +41,15 @@ def register(app: typer.Typer) -> None:
 
 
 def worker_cmd(queues: Annotated[str | None, typer.Option(
-                   help="Comma-separated queues to consume (default: ORCH_DEFAULT_QUEUE).")] = None,
+                   help="Comma-separated queues to consume (default: ORCH_DEFAULT_QUEUE).",
+                   callback=queue_names)] = None,
                concurrency: Annotated[int | None, typer.Option(
-                   min=1, help="Pool processes (default: ORCH_WORKER_CONCURRENCY, or CPUs).",
+                   min=1, max=MAX_PROCESSES,
+                   help="Pool processes (default: ORCH_WORKER_CONCURRENCY, or CPUs).",
                )] = None,
-               hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
-               loglevel: str = "INFO") -> None:
+               hostname: Annotated[str | None, typer.Option(help="Celery node name.",
+                                                            callback=a_hostname)] = None,
+               loglevel: Annotated[str, typer.Option(callback=a_log_level)] = "INFO") -> None:
     """Run a Celery worker for every DAG in ORCH_DAGS_PATH (needs ORCH_BROKER_URL)."""
     from workers.app import create_app
 
@@ -65,8 +77,8 @@ def coordinator_cmd() -> None:
     service.run_forever(settings_.load(), stop)
 
 
-def up_cmd(workers: Annotated[int, typer.Option(min=0)] = 1,
-           concurrency: Annotated[int, typer.Option(min=1)] = 2,
+def up_cmd(workers: Annotated[int, typer.Option(min=0, max=MAX_PROCESSES)] = 1,
+           concurrency: Annotated[int, typer.Option(min=1, max=MAX_PROCESSES)] = 2,
            flower: Annotated[bool, typer.Option(help="Start Flower on 127.0.0.1.")] = True,
            ) -> None:
     """Start the local stack (embedded broker unless ORCH_BROKER_URL, workers, a
@@ -176,9 +188,9 @@ def _watch(s: LocalStack) -> None:
         render.out.print("stopping")
 
 
-def quickstart_cmd(dag_id: Annotated[str, typer.Argument()] = "example",
-                   param: ParamOpt = None, concurrency: int = 2,
-                   timeout: float = 120.0) -> None:
+def quickstart_cmd(dag_id: DagIdArg = "example", param: ParamOpt = None,
+                   concurrency: Annotated[int, typer.Option(min=1, max=MAX_PROCESSES)] = 2,
+                   timeout: Annotated[float, typer.Option(callback=seconds)] = 120.0) -> None:
     """Run one DAG end to end on a throwaway local stack, show the result, stop
     everything (what `make run` does). Exit 1 if the run failed."""
     from orchestrator.authoring import discovery

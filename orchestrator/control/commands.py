@@ -39,7 +39,10 @@ class Commands:
     def submit(self, dag: CompiledDag, params: Mapping[str, Any] | None = None, *,
                idempotency_key: str | None = None) -> Submission:
         """Start a run of ``dag``. Checked first, written once, then sent."""
-        values = params_.validate(dag.spec, params)
+        values = params_.validate(dag.spec, params,
+                                  max_bytes=self.settings.limits.max_params_bytes)
+        if idempotency_key is not None:
+            params_.check_key(idempotency_key)
         self._check_limits(dag)
         dispatcher = self.outcomes.dispatcher
         if not dispatcher.reachable():

@@ -22,14 +22,15 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
-from orchestrator.model import params
+from orchestrator.model import limits, params
 from orchestrator.model.triggers import TriggerRule
 
-ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
+ID_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_-]{{0,{limits.MAX_ID_LENGTH - 1}}}$"
 """Ids of DAGs, tasks and params: a letter or underscore, then letters, digits, _ or -.
 
 No dots: a task registers with Celery as ``<dag_id>.<task_id>``."""
 _ID = re.compile(ID_PATTERN)
+_QUEUE = re.compile(limits.QUEUE_PATTERN)
 
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 """Names a shell task may declare under ``env``; ``ORCH_*`` names are the task's own."""
@@ -238,6 +239,7 @@ def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
         if not _ID.match(name):
             raise errors.DagError(f"invalid param name {name!r}: must match {ID_PATTERN}",
                                   **where)
+    _check_defaults(spec, where)
     ids: set[str] = set()
     for t in spec.tasks:
         at = {**where, "line": t.line}
@@ -251,6 +253,28 @@ def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
         ids.add(t.id)
         _check_task_body(t, spec, at)
     _check_dependencies(spec, ids, where)
+
+
+def _check_defaults(spec: DagSpec, where: dict[str, Any]) -> None:
+    """A default is checked as a submitted value would be (None means "no value")."""
+    problems: list[str] = []
+    for name, p in spec.params.items():
+        if p.required or p.default is None:
+            continue
+        label = f"default of param {name!r}"
+        wrong_type = params.type_problem(label, p.type, p.default)
+        problems += [wrong_type] if wrong_type else params.problems_in(p.default, label)
+    if problems:
+        shown = problems[:limits.MAX_PROBLEMS_LISTED]
+        raise errors.DagError("; ".join(shown) + (f"; and {len(problems) - len(shown)} more"
+                                                  if len(problems) > len(shown) else ""),
+                              **where)
+
+
+def _check_queue(t: TaskSpec, at: dict[str, Any]) -> None:
+    if t.queue is not None and not _QUEUE.fullmatch(t.queue):
+        raise errors.DagError(f"task {t.id!r}: invalid queue name {t.queue!r}: must match "
+                              f"{limits.QUEUE_PATTERN}", **at)
 
 
 def _check_dependencies(spec: DagSpec, ids: set[str], where: dict[str, Any]) -> None:
@@ -275,6 +299,7 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
     elif not t.command:
         raise errors.DagError(f"task {t.id!r}: shell tasks need a command", **at)
     _check_env(t, at)
+    _check_queue(t, at)
     for arg in (*t.args, *t.kwargs.values()):
         if isinstance(arg, ParamArg) and arg.param not in spec.params:
             raise errors.DagError(f"task {t.id!r} uses unknown param {arg.param!r}", **at)

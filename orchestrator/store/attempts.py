@@ -16,11 +16,20 @@ from typing import Any
 from sqlalchemy import Connection
 
 from orchestrator import errors
-from orchestrator.model import plan, spec
+from orchestrator.model import limits, plan, spec
 from orchestrator.model.states import AttemptOutcome, TaskState
 from orchestrator.store import advance, mapping
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Busy, Change, Claim, GiveUp, NotDue
+
+
+def fit(text: str, width: int | None = None) -> str:
+    """Text the orchestrator writes (worker names, errors, tracebacks) as both databases
+    store it: a NUL shown as ``\\x00`` (PostgreSQL refuses NUL in text), cut to its
+    column. User values are checked, and refused, before they get here."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text if width is None else text[:width]
 
 
 def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: str,
@@ -34,6 +43,7 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
     still waiting out its retry backoff starts nothing (NotDue)."""
     wall = time.time()
     key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
+    worker = fit(worker, limits.WORKER_COLUMN)
     token = uuid.uuid4().hex
     owner = {"b_now": now, "b_worker": worker, "b_lease": wall + lease_seconds,
              "b_token": token, "b_deadline": wall + timeout if timeout is not None else None}
@@ -123,6 +133,8 @@ def fail(conn: Connection, run_id: str, task_id: str, attempt: int, *, error_typ
     """Record a failed attempt: schedule the next one ``retry_in`` seconds from now, or
     (``retry_in`` None) fail the task and let its downstream tasks' rules decide."""
     key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
+    error_type, message = fit(error_type, limits.ERROR_TYPE_COLUMN), fit(message)
+    traceback = None if traceback is None else fit(traceback)
     values = {**key, "b_error": f"{error_type}: {message}", "b_token": token, "b_now": now}
     if retry_in is not None:
         values["b_due"] = now + dt.timedelta(seconds=retry_in)
@@ -165,6 +177,7 @@ def expand(conn: Connection, run_id: str, task_id: str, attempt: int, *, source:
     instances and report the ones to send now (see :mod:`.mapping`). A list that cannot
     be mapped fails the task; an empty one succeeds it with ``[]``."""
     key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
+    worker = fit(worker, limits.WORKER_COLUMN)
     if conn.execute(sql.START_MAPPED, {**key, "b_now": now, "b_worker": worker}).rowcount != 1:
         return Change.nothing(run_id)
     items = conn.execute(sql.RESULT_OF, {"b_run": run_id, "b_task": source}).scalar()

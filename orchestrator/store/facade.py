@@ -9,8 +9,8 @@ that matches no row means another process got there first.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
+import json
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -27,6 +27,7 @@ from orchestrator.model.states import RunState, TaskState
 from orchestrator.store import attempts, reads, reconcile, runs, schema
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
+from orchestrator.store.cache import ByteLRU
 from orchestrator.store.results import (
     Busy,
     Change,
@@ -42,6 +43,8 @@ from orchestrator.store.results import (
 
 CACHED_RUNS = 1000
 """Run headers (params included) a process keeps; params never change after submit."""
+CACHED_PARAMS_BYTES = 64 * 1024 * 1024
+"""Default bound on their params, as JSON bytes (ORCH_PARAMS_CACHE_BYTES)."""
 
 
 def _now() -> dt.datetime:
@@ -51,16 +54,19 @@ def _now() -> dt.datetime:
 class Store:
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, params_cache_bytes: int = CACHED_PARAMS_BYTES) -> None:
         self.url = url
         self.engine: Engine = engine_.make_engine(url)
         self._writer = engine_.WriterLock(self.engine)
-        self._headers: collections.OrderedDict[str, RunHeader] = collections.OrderedDict()
+        self.headers: ByteLRU[RunHeader] = ByteLRU(CACHED_RUNS, params_cache_bytes)
         self._versions: dict[str, CompiledDag] = {}
 
     def dispose(self) -> None:
         self.engine.dispose()
         self._writer.close()
+
+    unreachable = staticmethod(engine_.unreachable)
+    describe = staticmethod(engine_.describe)
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Connection]:
@@ -111,18 +117,16 @@ class Store:
 
     def header(self, run_id: str) -> RunHeader:
         """The run's DAG, version and params: read once per run per process."""
-        cached = self._headers.get(run_id)
+        cached = self.headers.get(run_id)
         if cached is not None:
-            self._headers.move_to_end(run_id)
             return cached
         with self._tx(write=False) as conn:
             row = conn.execute(sql.RUN_HEADER, {"b_run": run_id}).first()
         if row is None:
             raise errors.UnknownRun(f"run {run_id!r} is not in the database")
         header = RunHeader(run_id, row.dag_id, row.dag_version, row.params)
-        self._headers[run_id] = header
-        if len(self._headers) > CACHED_RUNS:
-            self._headers.popitem(last=False)
+        # Sized as JSON once per run per process, never on a hit.
+        self.headers.put(run_id, header, len(json.dumps(row.params)))
         return header
 
     def compiled(self, version: str) -> CompiledDag:

@@ -25,6 +25,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from orchestrator.model.limits import TASK_ID_COLUMN
+
 metadata = MetaData()
 
 
@@ -81,7 +83,8 @@ Index("ix_runs_state", runs.c.state)
 task_instances = Table(
     "task_instances", metadata,
     Column("run_id", String(32), primary_key=True),
-    Column("task_id", String(100), primary_key=True),
+    # An instance id is its mapped task's id plus "[index]" (model.limits).
+    Column("task_id", String(TASK_ID_COLUMN), primary_key=True),
     Column("state", String(16), nullable=False),
     Column("attempt", Integer, nullable=False, default=1),
     Column("max_attempts", Integer, nullable=False),
@@ -130,7 +133,7 @@ Index("ix_task_instances_map", task_instances.c.run_id, task_instances.c.map_par
 attempts = Table(
     "attempts", metadata,
     Column("run_id", String(32), primary_key=True),
-    Column("task_id", String(100), primary_key=True),
+    Column("task_id", String(TASK_ID_COLUMN), primary_key=True),
     Column("attempt", Integer, primary_key=True),
     Column("outcome", String(16), nullable=False),
     Column("worker", String(200)),

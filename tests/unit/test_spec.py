@@ -298,15 +298,22 @@ def test_wrong_types(pspec: spec.DagSpec, name: str, value: Any) -> None:
     assert info.value.problems[0].startswith(f"param {name!r} must be ")
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("anything", {1, 2}), ("anything", float("nan")), ("anything", float("inf")),
-    ("anything", object()), ("x", float("nan")), ("x", float("-inf")),
-    ("conf", {"k": {1, 2}}), ("items", [float("nan")]),
+_OBJECT = object()
+
+
+@pytest.mark.parametrize(("name", "value", "where", "bad"), [
+    ("anything", {1, 2}, "", {1, 2}), ("anything", float("nan"), "", float("nan")),
+    ("anything", float("inf"), "", float("inf")), ("x", float("nan"), "", float("nan")),
+    ("x", float("-inf"), "", float("-inf")), ("anything", _OBJECT, "", _OBJECT),
+    ("conf", {"k": {1, 2}}, "['k']", {1, 2}),
+    ("items", [float("nan")], "[0]", float("nan")),
 ])
-def test_not_json_serialisable(pspec: spec.DagSpec, name: str, value: Any) -> None:
+def test_not_json_serialisable(pspec: spec.DagSpec, name: str, value: Any, where: str,
+                               bad: Any) -> None:
+    """The problem names the place inside the value (a nested one too)."""
     with pytest.raises(errors.ParamsError) as info:
         params.validate(pspec, {"n": 0, name: value})
-    assert info.value.problems == [f"param {name!r} is not JSON-serialisable: {value!r}"]
+    assert info.value.problems == [f"param {name!r}{where} is not JSON-serialisable: {bad!r}"]
 
 
 def test_unknown_param(pspec: spec.DagSpec) -> None:
