@@ -101,7 +101,8 @@ def dump_broker(url: str) -> str:
 
 
 def _value(r: redis.Redis, key: bytes) -> object:
-    kind = r.type(key).decode()
+    raw = r.type(key)
+    kind = raw.decode() if isinstance(raw, bytes) else str(raw)
     if kind == "string":
         return r.get(key)
     if kind == "list":
