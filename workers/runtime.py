@@ -198,9 +198,6 @@ class Runtime:
         self.wiring.outcomes.apply(dag, change, chained=by_chain)
         return None
 
-    def _failed(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
-                t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
-                tb: str | None) -> Any:
     def _unless_unreachable(self, exc: Exception, what: str, run_id: str, task_id: str,
                             attempt: int) -> None:
         """Re-raise a lost database: nothing can be recorded now, and the attempt's lease
@@ -214,6 +211,9 @@ class Runtime:
         log.error("%s of run %s attempt %s: recording %s failed: %s", task_id, run_id,
                   attempt, what, self.wiring.store.describe(exc))
 
+    def _failed(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
+                t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
+                tb: str | None) -> Any:
         task.request.chain = None
         retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts, claim.max_attempts)
         store = self.wiring.store

@@ -52,6 +52,21 @@ def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The database could not be reached: the connection was lost or refused, or SQLite
+    stayed locked past its busy timeout. Not a verdict on the values written."""
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """One line for an error: a database error's own message, without the statement and
+    parameters SQLAlchemy adds (they hold the values, a whole result say)."""
+    text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 def make_engine(url: str) -> Engine:
     u = make_url(url)
     if u.drivername in ("postgresql", "postgres"):
@@ -85,21 +100,6 @@ def _sqlite_engine(u: Any) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
-
-def unreachable(exc: BaseException) -> bool:
-    """The database could not be reached: the connection was lost or refused, or SQLite
-    stayed locked past its busy timeout. Not a verdict on the values written."""
-    return isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
-
-
-def describe(exc: BaseException, limit: int = 500) -> str:
-    """One line for an error: a database error's own message, without the statement and
-    parameters SQLAlchemy adds (they hold the values, a whole result say)."""
-    text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
-    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
