@@ -54,6 +54,11 @@ class Client:
     def dags(self) -> list[CompiledDag]:
         return sorted(self.dagbag.dags.values(), key=lambda d: d.id)
 
+    def dag_errors(self) -> dict[str, errors.DagError]:
+        """The DAG files that failed to load, by path, each with its error (which names
+        the file and, where known, the line); the good ones load all the same."""
+        return dict(self.dagbag.errors)
+
     def dag(self, dag_id: str) -> CompiledDag:
         return self.dagbag.get(dag_id)
 

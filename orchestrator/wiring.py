@@ -71,8 +71,7 @@ class Wiring:
     @property
     def bag(self) -> discovery.DagBag:
         if self._bag is None:
-            self._bag = discovery.load(self.settings.dags.path,
-                                       max_tasks=self.settings.dags.max_tasks)
+            self._bag = discovery.load_configured(self.settings.dags)
         return self._bag
 
     @cached_property

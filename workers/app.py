@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         store.check_schema()
     finally:
         store.dispose()
-    bag = discovery.load(settings.dags.path, max_tasks=settings.dags.max_tasks)
+    bag = discovery.load_configured(settings.dags)
     app = Celery("orchestrator", set_as_current=True, tasks=registry.DagTaskRegistry(),
                  amqp=GuardedAMQP)
     app.conf.update(celery_config(settings, settings.broker.url))

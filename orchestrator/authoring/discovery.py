@@ -3,11 +3,16 @@
 The folder goes on ``sys.path`` (as Airflow does with its DAGs folder), so a task in
 ``dags/etl.py`` imports as ``etl:extract`` in every process that loads the same folder,
 and YAML DAGs can name helpers that live beside them. A broken file does not hide the
-others: its error is kept in :attr:`DagBag.errors` and reported by ``dags validate``.
+others: its error is kept in :attr:`DagBag.errors` (file path -> :class:`~errors.DagError`)
+and reported by ``dags validate``, ``dags list`` and :meth:`Client.dag_errors`. Whatever a
+file does when imported, even ``os._exit`` or hanging, stays that file's error: Python
+files run first in a child process (:mod:`~orchestrator.authoring.isolation`), and YAML
+files are bounded before they are read and built (:mod:`~orchestrator.authoring.yaml_loader`).
 
 :meth:`DagBag.refresh` looks again: new and changed files are loaded (a changed Python
 file is executed afresh from its source), removed ones dropped, unchanged ones kept.
-Workers call it when a message names a task or a DAG version they do not know.
+Workers call it when a message names a task or a DAG version they do not know; only
+files that changed go through the child process again.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ import dataclasses
 import importlib
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 
 from orchestrator import errors
+from orchestrator import settings as settings_
+from orchestrator.authoring import isolation, yaml_dags
 from orchestrator.authoring import python as authoring
-from orchestrator.authoring import yaml_dags
 from orchestrator.execution import operators
 from orchestrator.model import spec
 from orchestrator.model.compiled import CompiledDag
 
+_DEFAULTS = settings_.DagSettings.model_fields
 _Stamp = tuple[int, int]  # (mtime_ns, size): a file changed when either did
 
 _executed: dict[Path, _Stamp] = {}
@@ -42,7 +50,9 @@ class _Loaded:
 @dataclasses.dataclass
 class DagBag:
     path: Path
-    max_tasks: int = 100_000
+    max_tasks: int = _DEFAULTS["max_tasks"].default
+    import_timeout: float = _DEFAULTS["import_timeout"].default
+    max_file_bytes: int = _DEFAULTS["max_file_bytes"].default
     dags: dict[str, CompiledDag] = dataclasses.field(default_factory=dict)
     errors: dict[str, errors.DagError] = dataclasses.field(default_factory=dict)
     _files: dict[Path, _Loaded] = dataclasses.field(default_factory=dict, repr=False)
@@ -79,11 +89,23 @@ class DagBag:
             return False
         for f in gone:
             del self._files[f]
+        refused = self._isolate({f: files[f] for f in changed})
         for f in sorted(changed):
-            self._files[f] = _load(f, files[f], self.max_tasks)
+            self._files[f] = (
+                _Loaded(files[f], [], errors.DagError(refused[f], source=str(f)))
+                if f in refused else _load(f, files[f], self.max_tasks, self.max_file_bytes))
         operators.resolve.cache_clear()  # a module run again has new functions
         self._merge()
         return True
+
+    def _isolate(self, changed: dict[Path, _Stamp]) -> dict[Path, str]:
+        """The Python files this process would execute, run in a child first: those that
+        ended or outlasted it, with why."""
+        runs = sorted(f for f, stamp in changed.items() if f.suffix == ".py"
+                      and stamp[1] <= self.max_file_bytes and _would_execute(f, stamp))
+        if not runs:
+            return {}
+        return isolation.check([(f, f.stem) for f in runs], self.path, self.import_timeout)
 
     def _merge(self) -> None:
         self.dags, self.errors = {}, {}
@@ -103,25 +125,50 @@ class DagBag:
                 self.dags[d.id] = d
 
 
-def load(path: Path | str, *, max_tasks: int = 100_000) -> DagBag:
-    bag = DagBag(Path(path).resolve(), max_tasks)
+def load(path: Path | str, *, max_tasks: int = _DEFAULTS["max_tasks"].default,
+         import_timeout: float = _DEFAULTS["import_timeout"].default,
+         max_file_bytes: int = _DEFAULTS["max_file_bytes"].default) -> DagBag:
+    bag = DagBag(Path(path).resolve(), max_tasks, import_timeout, max_file_bytes)
     bag.refresh()
     return bag
 
 
-def _load(file: Path, stamp: _Stamp, max_tasks: int) -> _Loaded:
+def load_configured(dags: settings_.DagSettings, path: Path | str | None = None) -> DagBag:
+    """The folder ``ORCH_DAGS_PATH`` (or ``path``) under the configured limits."""
+    return load(dags.path if path is None else path, max_tasks=dags.max_tasks,
+                import_timeout=dags.import_timeout, max_file_bytes=dags.max_file_bytes)
+
+
+def _would_execute(file: Path, stamp: _Stamp) -> bool:
+    """Whether loading runs the file's code in this process (a module it ran before
+    from the same content is reused; one of another file is refused unrun)."""
+    existing = sys.modules.get(file.stem)
+    if existing is None:
+        return True
+    return (Path(getattr(existing, "__file__", "") or "").resolve() == file
+            and _executed.get(file) != stamp)
+
+
+def _load(file: Path, stamp: _Stamp, max_tasks: int, max_bytes: int) -> _Loaded:
     try:
-        specs = _load_file(file, stamp, max_tasks)
+        return _Loaded(stamp, [CompiledDag.of(s) for s in
+                               _load_file(file, stamp, max_tasks, max_bytes)])
     except errors.DagError as exc:
         return _Loaded(stamp, [], exc)
-    return _Loaded(stamp, [CompiledDag.of(s) for s in specs])
+    except (OSError, RecursionError, MemoryError) as exc:  # unreadable, or past a bound
+        return _Loaded(stamp, [], errors.DagError(f"failed to load: {type(exc).__name__}: "
+                                                  f"{exc}", source=str(file)))
 
 
-def _load_file(file: Path, stamp: _Stamp, max_tasks: int) -> list[spec.DagSpec]:
+def _load_file(file: Path, stamp: _Stamp, max_tasks: int,
+               max_bytes: int) -> list[spec.DagSpec]:
     if file.suffix in (".yaml", ".yml"):
-        return [yaml_dags.load_file(file, max_tasks=max_tasks)]
+        return [yaml_dags.load_file(file, max_tasks=max_tasks, max_bytes=max_bytes)]
     if file.suffix != ".py":
         return []
+    if stamp[1] > max_bytes:
+        raise errors.DagError(f"is {stamp[1]} bytes, more than the limit of {max_bytes} "
+                              "(ORCH_MAX_DAG_FILE_BYTES)", source=str(file))
     module_name = file.stem
     existing = sys.modules.get(module_name)
     if existing is not None and Path(getattr(existing, "__file__", "") or "").resolve() != file:
@@ -137,16 +184,29 @@ def _load_file(file: Path, stamp: _Stamp, max_tasks: int) -> list[spec.DagSpec]:
     except errors.DagError as exc:
         if exc.source:
             raise
-        raise errors.DagError(str(exc), source=str(file)) from exc
-    except Exception as exc:  # any import failure is this file's error
-        raise errors.DagError(f"failed to import: {type(exc).__name__}: {exc}",
-                              source=str(file)) from exc
+        raise errors.DagError(str(exc), source=str(file), line=_line_in(file, exc)) from exc
+    except BaseException as exc:  # even SystemExit or KeyboardInterrupt is this file's error
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise errors.DagError(f"failed to import: {what}", source=str(file),
+                              line=_line_in(file, exc)) from exc
     found = [v.spec for v in vars(module).values() if isinstance(v, authoring.Dag)]
     for s in found:  # Python DAGs are built at import, before the folder's limit is known
         if len(s.tasks) > max_tasks:
             raise errors.DagError(f"has {len(s.tasks)} tasks, more than the limit {max_tasks}",
                                   dag_id=s.id, source=str(file))
     return found
+
+
+def _line_in(file: Path, exc: BaseException) -> int | None:
+    """The line of ``file`` the failure came from: a syntax error's, or the deepest
+    frame of the traceback in that file."""
+    if isinstance(exc, SyntaxError) and exc.filename == str(file):
+        return exc.lineno
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == str(file):
+            line = lineno
+    return line
 
 
 def _execute_afresh(name: str, file: Path) -> object:

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from orchestrator import errors
+from orchestrator.authoring import yaml_loader
 from orchestrator.model import spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
@@ -47,19 +48,14 @@ _JSON_TYPES: dict[type, spec.ParamType] = {
 SCHEMA_PATH = Path(__file__).parents[1] / "schema" / "dag.schema.json"
 
 
-def load_file(path: Path, *, max_tasks: int = 100_000) -> spec.DagSpec:
-    return load_text(path.read_text(encoding="utf-8"), source=str(path), max_tasks=max_tasks)
+def load_file(path: Path, *, max_tasks: int = 100_000,
+              max_bytes: int = 4 * 1024 * 1024) -> spec.DagSpec:
+    """Compile one file, refused unread when it is bigger than ``max_bytes``."""
+    return load_text(yaml_loader.read(path, max_bytes), source=str(path), max_tasks=max_tasks)
 
 
 def load_text(text: str, *, source: str = "<yaml>", max_tasks: int = 100_000) -> spec.DagSpec:
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise errors.DagError(f"invalid YAML: {problem}", source=source,
-                              line=mark.line + 1 if mark else None) from None
+    data, root = yaml_loader.parse(text, source=source)
     if not isinstance(data, dict):
         raise errors.DagError("a DAG file must be a mapping with 'id' and 'tasks'",
                               source=source, line=1)

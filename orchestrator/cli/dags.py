@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from orchestrator import errors
 from orchestrator import settings as settings_
 from orchestrator.authoring import discovery
 from orchestrator.cli import render
@@ -22,8 +24,8 @@ def register(app: typer.Typer) -> None:
 
 @dags_app.command("list")
 def dags_list(as_json: JsonOpt = False) -> None:
-    """List the DAGs in ORCH_DAGS_PATH."""
-    bag = discovery.load(settings_.load().dags.path)
+    """List the DAGs in ORCH_DAGS_PATH; files that failed to load are named on stderr."""
+    bag = discovery.load_configured(settings_.load().dags)
     found = sorted(bag.dags.values(), key=lambda d: d.id)
     if as_json:
         render.dump([{"id": d.id, "description": d.spec.description, "tasks": len(d.spec.tasks),
@@ -31,11 +33,10 @@ def dags_list(as_json: JsonOpt = False) -> None:
     else:
         table = Table("DAG", "tasks", "version", "description", "source")
         for d in found:
-            table.add_row(d.id, str(len(d.spec.tasks)), d.short_version,
-                          d.spec.description.split("\n")[0], d.spec.source)
+            table.add_row(d.id, str(len(d.spec.tasks)), d.short_version,  # user text: escaped
+                          escape(d.spec.description.split("\n")[0]), escape(d.spec.source or ""))
         render.out.print(table)
-    for source, e in bag.errors.items():
-        render.err.print(f"[red]error[/red] {source}: {e}")
+    _print_errors(bag.errors)
 
 
 @dags_app.command("validate")
@@ -43,17 +44,27 @@ def dags_validate(path: Annotated[Path | None, typer.Argument(
         help="A DAG file or folder (default: ORCH_DAGS_PATH).", callback=a_path)] = None,
                   ) -> None:
     """Check DAG files; exit 1 and name every problem if any is invalid."""
-    target = path or settings_.load().dags.path
+    dags = settings_.load().dags
+    target = path or dags.path
     if target.is_file():
-        bag = discovery.load(target.parent)
+        bag = discovery.load_configured(dags, target.parent)
         problems = {k: v for k, v in bag.errors.items() if Path(k) == target.resolve()}
         found = [d for d in bag.dags.values() if Path(d.spec.source or "") == target.resolve()]
+        if not found and not problems:
+            problems = {str(target): errors.DagError("defines no DAG (or is not a .py, "
+                                                     ".yaml or .yml file discovery reads)",
+                                                     source=str(target.resolve()))}
     else:
-        bag = discovery.load(target)
+        bag = discovery.load_configured(dags, target)
         problems, found = bag.errors, list(bag.dags.values())
     for d in found:
-        render.out.print(f"[green]ok[/green] {d.id} ({len(d.spec.tasks)} tasks) {d.spec.source}")
-    for e in problems.values():
-        render.err.print(f"[red]invalid[/red] {e}")
+        render.out.print(f"[green]ok[/green] {d.id} ({len(d.spec.tasks)} tasks) "
+                         f"{escape(d.spec.source or '')}")
+    _print_errors(problems)
     if problems:
         raise typer.Exit(1)
+
+
+def _print_errors(problems: dict[str, errors.DagError]) -> None:
+    for e in problems.values():  # each names its file (and line), as DagError always does
+        render.err.print(f"[red]invalid[/red] {escape(str(e))}")

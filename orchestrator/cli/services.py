@@ -200,7 +200,7 @@ def quickstart_cmd(dag_id: DagIdArg = "example", param: ParamOpt = None,
 
     settings = settings_.load(stack_file=False)
     params = parse_params(param)
-    discovery.load(settings.dags.path).get(dag_id)  # a typo fails here, before any process
+    discovery.load_configured(settings.dags).get(dag_id)  # a typo fails here, before any process
     with LocalStack(settings, concurrency=concurrency) as s, Client(s.settings) as client:
         render.out.print(f"database {safe_url(settings.database.url)}, embedded broker, "
                          f"1 worker x {concurrency}")

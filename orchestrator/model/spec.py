@@ -29,7 +29,7 @@ ID_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_-]{{0,{limits.MAX_ID_LENGTH - 1}}}$"
 """Ids of DAGs, tasks and params: a letter or underscore, then letters, digits, _ or -.
 
 No dots: a task registers with Celery as ``<dag_id>.<task_id>``."""
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN)  # used with fullmatch: "$" also matches before a final \n
 _QUEUE = re.compile(limits.QUEUE_PATTERN)
 
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -228,7 +228,7 @@ def _line_of(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> int | None:
 def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
     """Graph-level checks pydantic cannot express: ids, references, cycles, limits."""
     where: dict[str, Any] = {"dag_id": spec.id, "source": spec.source}
-    if not _ID.match(spec.id):
+    if not _ID.fullmatch(spec.id):
         raise errors.DagError(f"invalid DAG id {spec.id!r}: must match {ID_PATTERN}", **where)
     if not spec.tasks:
         raise errors.DagError("has no tasks", **where)
@@ -236,16 +236,16 @@ def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
         raise errors.DagError(f"has {len(spec.tasks)} tasks, more than the limit {max_tasks}",
                               **where)
     for name in spec.params:
-        if not _ID.match(name):
+        if not _ID.fullmatch(name):
             raise errors.DagError(f"invalid param name {name!r}: must match {ID_PATTERN}",
                                   **where)
     _check_defaults(spec, where)
     ids: set[str] = set()
     for t in spec.tasks:
         at = {**where, "line": t.line}
-        if not _ID.match(t.id):
+        if not _ID.fullmatch(t.id):
             raise errors.DagError(f"invalid task id {t.id!r}: must match {ID_PATTERN}", **at)
-        if t.name is not None and not _ID.match(t.name):
+        if t.name is not None and not _ID.fullmatch(t.name):
             raise errors.DagError(f"invalid task name {t.name!r}: must match {ID_PATTERN}",
                                   **at)
         if t.id in ids:

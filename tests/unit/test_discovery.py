@@ -97,7 +97,7 @@ def test_good_dags_load_beside_broken_files(tmp_path: Path) -> None:
     assert set(bag.dags) == {f"py_{u}", f"yaml_{u}"}
     assert set(bag.errors) == {str(broken), str(cyclic), str(dup)}
     assert str(bag.errors[str(broken)]) == (
-        f"{broken}: failed to import: RuntimeError: boom at import")
+        f"{broken}:1: failed to import: RuntimeError: boom at import")
     cycle_error = bag.errors[str(cyclic)]
     assert isinstance(cycle_error, errors.CycleError)
     assert cycle_error.source == str(cyclic)
@@ -188,8 +188,8 @@ def test_invalid_python_dag_is_keyed_by_its_file(tmp_path: Path) -> None:
     assert exc.source == str(cyclic)
     assert " -> ".join(exc.cycle) in {"seed -> double -> seed", "double -> seed -> double"}
     assert str(bag.errors[str(bad_option)]).startswith(
-        f"{bad_option}: unknown task option(s) ['bogus']")
-    assert str(bag.errors[str(syntax)]).startswith(f"{syntax}: failed to import: SyntaxError")
+        f"{bad_option}:3: unknown task option(s) ['bogus']")
+    assert str(bag.errors[str(syntax)]).startswith(f"{syntax}:1: failed to import: SyntaxError")
 
 
 def test_same_dag_imported_by_another_file_is_not_a_duplicate(tmp_path: Path) -> None:
