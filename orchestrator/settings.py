@@ -244,7 +244,14 @@ class Settings(BaseModel):
         unknown = set(changes) - set(variables())
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}")
-        return Settings.from_env({**self.as_env(), **changes})
+        # What the stack file had to say is in `self` already; read again, it would fill
+        # in what `self` leaves unset: `up`'s second start took the recorded broker URL
+        # for one given, and started no broker of its own.
+        token = _stack_file_on.set(False)
+        try:
+            return Settings.from_env({**self.as_env(), **changes})
+        finally:
+            _stack_file_on.reset(token)
 
     def as_env(self) -> dict[str, str]:
         """The variables that give a child process these settings (unset ones left out)."""

@@ -121,6 +121,8 @@ def _refuse_a_second_stack(recorded: StackState) -> None:
     if not url or "ORCH_BROKER_URL" in os.environ:
         return
     settings = settings_.load(stack_file=False)
+    if not settings.security.signing_key:  # a Dispatcher needs one, even just to probe
+        settings = settings.with_env(ORCH_SIGNING_KEY=recorded.signing_key)
     app = make_producer_app(settings, url)
     try:
         running = Dispatcher(app, settings).reachable(timeout=1.0)

@@ -97,6 +97,9 @@ def test_a_stack_recorded_here_is_found_and_the_environment_wins(
     assert found.broker.url == "redis://:pw@127.0.0.1:6400/0"
     assert found.database.url == f"sqlite:///{tmp_path / 'o.db'}"
     assert settings.load(stack_file=False).broker.url is None  # what `up` itself reads
+    # and a copy of it stays so: the stack file does not fill in what it left unset
+    copy = settings.load(stack_file=False).with_env(ORCH_SIGNING_KEY="k" * 32)
+    assert copy.broker.url is None and copy.security.signing_key == "k" * 32
     monkeypatch.setenv("ORCH_BROKER_URL", "redis://other:1/0")
     assert settings.load().broker.url == "redis://other:1/0"
     assert state.load(tmp_path) == recorded  # `up` comes back with the same credentials
