@@ -7,7 +7,20 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from orchestrator.authoring import isolation
+
+
+@pytest.fixture(autouse=True, params=["fork", "spawn"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test with a forked child and with a fresh interpreter (what a process with
+    more than one thread gets)."""
+    if request.param == "fork":
+        assert isolation.can_fork()  # pytest runs tests on one thread
+    else:
+        monkeypatch.setattr(isolation, "can_fork", lambda: False)
+    return str(request.param)
 
 
 def write(folder: Path, name: str, text: str) -> tuple[Path, str]:
@@ -53,3 +66,20 @@ def test_what_a_file_prints_cannot_pass_for_a_report(tmp_path: Path) -> None:
     bad = isolation.check([(path, name)], tmp_path, timeout=30.0)
     assert bad == {path: "importing it ended the interpreter (exit status 5): a DAG file "
                          "must not call os._exit or crash the process"}
+
+
+def test_a_module_this_process_has_is_checked_from_its_current_source(
+        tmp_path: Path) -> None:
+    """A changed file is checked as it is now, not as the copy a forked child inherits."""
+    path, name = write(tmp_path, f"changes_{os.getpid()}.py", "X = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = __import__(name)
+        assert module.X == 1
+        path.write_text("import os\nos._exit(4)\n", encoding="utf-8")
+        bad = isolation.check([(path, name)], tmp_path, timeout=30.0)
+        assert bad == {path: "importing it ended the interpreter (exit status 4): a DAG "
+                             "file must not call os._exit or crash the process"}
+    finally:
+        sys.path.remove(str(tmp_path))
+        del sys.modules[name]
