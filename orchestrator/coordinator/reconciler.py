@@ -9,7 +9,8 @@ held one (SIGKILL, a lost machine). The database is the source of truth, and eac
 - sends again, with the same attempt number, a queued task no worker took within
   ``requeue_after`` and a running task whose lease expired. The claim decides what
   happens: a queued attempt runs once, an expired running attempt is taken over as the
-  next attempt, and a duplicate is dropped.
+  next attempt, and a duplicate is dropped. Leases are judged only once the database has
+  been reachable for a whole lease: after an outage, live workers renew theirs first.
 
 Several coordinators may run at once. On PostgreSQL they share the work: each resend is
 taken under ``FOR UPDATE SKIP LOCKED``, so two never take the same row. On SQLite, which
@@ -24,6 +25,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 import uuid
 
 from orchestrator import errors
@@ -37,6 +39,8 @@ from orchestrator.store import Overdue, Stalled
 log = logging.getLogger(__name__)
 
 LEASE = "reconciler"
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+"""A ``lost_before`` that matches no running task: none is judged lost this pass."""
 
 
 class Reconciler:
@@ -45,6 +49,8 @@ class Reconciler:
         self.outcomes = outcomes
         self.store = outcomes.store
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._seen_since: float | None = None
+        """Since when (monotonic) each pass reached the database; None after one failed."""
 
     def leads(self) -> bool:
         """Whether this coordinator may act now (always, except on SQLite: the lease)."""
@@ -53,15 +59,29 @@ class Reconciler:
 
     def tick(self) -> int:
         """One pass; returns how many tasks were sent again."""
+        try:
+            return self._tick()
+        except Exception:
+            self._seen_since = None
+            raise
+
+    def _tick(self) -> int:
         if not self.leads():
             return 0
+        lease = self.settings.worker.lease_seconds
+        if self._seen_since is None:
+            self._seen_since = time.monotonic()
         now = dt.datetime.now(dt.UTC)
         self._time_out_runs()
         for o in self.store.overdue_tasks(grace=self.settings.worker.time_limit_grace):
             self._time_out(o)
+        # While this coordinator could not reach the database, workers may not have been
+        # able to either: their leases ran out unrenewed. Call a lease lost only once the
+        # database has been reachable for a whole lease, time for live workers to renew.
+        judge_leases = time.monotonic() - self._seen_since >= lease
         stalled = self.store.take_stalled(
             queued_before=now - dt.timedelta(seconds=self.settings.coordinator.requeue_after),
-            lost_before=now - dt.timedelta(seconds=self.settings.worker.lease_seconds))
+            lost_before=now - dt.timedelta(seconds=lease) if judge_leases else NEVER)
         sent = 0
         for i, s in enumerate(stalled):
             try:

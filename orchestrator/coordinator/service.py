@@ -21,6 +21,8 @@ def run_forever(settings: Settings, stop: threading.Event) -> None:
     with Wiring(settings) as wiring:
         wiring.dispatcher  # noqa: B018 -- fail now, in one line, without a broker URL
         reconciler = Reconciler(settings, wiring.outcomes)
+        log.info("coordinator %s reconciling every %s s", reconciler.name,
+                 settings.coordinator.reconcile_interval)
         try:
             while not stop.is_set():
                 try:

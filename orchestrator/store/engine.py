@@ -1,5 +1,5 @@
 """Engines tuned per backend, a writer lock for SQLite, and retries of transactions
-PostgreSQL aborts."""
+PostgreSQL aborts or loses with its connection."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import fcntl
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -30,24 +31,57 @@ TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 """PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled
 back whole and may simply run again."""
 TRANSIENT_RETRIES = 5
+SERVER_GOING_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+"""admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping or starting."""
+RECONNECT_FOR_S = 30.0
+"""How long a transaction waits for a lost PostgreSQL server to come back (a restart, a
+failover, a network cut) before its error is raised."""
+RECONNECT_PAUSES_S = (0.05, 0.5)
+"""The first and the longest pause between two tries; each pause doubles."""
+
+
+def _lost_server(exc: DBAPIError) -> bool:
+    """PostgreSQL could not be reached, or dropped the connection: the transaction did not
+    commit, or (lost during COMMIT) did, which its compare-and-set statements detect when
+    it runs again."""
+    if not hasattr(exc.orig, "sqlstate"):
+        return False  # SQLite's errors have none: no server to lose, and its own busy wait
+    state = getattr(exc.orig, "sqlstate", None)
+    return exc.connection_invalidated or (isinstance(exc, OperationalError) and (
+        state is None or state.startswith("08") or state in SERVER_GOING_SQLSTATES))
 
 
 def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` (one whole transaction) again when PostgreSQL aborts it as a deadlock
-    victim. Two finishing parents lock their shared children in different orders (each
+    victim, or loses its connection.
+
+    Deadlocks: two finishing parents lock their shared children in different orders (each
     statement locks rows in index order, and a parent's children are split across
-    statements by trigger rule), and PostgreSQL breaks the cycle by rolling one back."""
+    statements by trigger rule), and PostgreSQL breaks the cycle by rolling one back.
+    A lost server is waited for up to ``RECONNECT_FOR_S``: a worker that has run a task
+    records its outcome once the database is back, rather than leaving the attempt to be
+    taken over and run again (the pool's pre-ping replaces the dead connections)."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        for attempt in range(TRANSIENT_RETRIES):
+        aborted, deadline, pause = 0, None, RECONNECT_PAUSES_S[0]
+        while True:
             try:
                 return fn(*args, **kwargs)
             except DBAPIError as exc:
-                state = getattr(exc.orig, "sqlstate", None)
-                if state not in TRANSIENT_SQLSTATES or attempt == TRANSIENT_RETRIES - 1:
+                if getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES:
+                    aborted += 1
+                    if aborted >= TRANSIENT_RETRIES:
+                        raise
+                    continue
+                if not _lost_server(exc):
                     raise
-        raise AssertionError("unreachable")
+                now = time.monotonic()
+                deadline = deadline or now + RECONNECT_FOR_S
+                if now >= deadline:
+                    raise
+                time.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, RECONNECT_PAUSES_S[1])
 
     return run
 

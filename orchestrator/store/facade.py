@@ -115,6 +115,7 @@ class Store:
         self._versions.setdefault(dag.version, dag)
         return NewRun(run_id, created=True)
 
+    @engine_.retry_transient
     def header(self, run_id: str) -> RunHeader:
         """The run's DAG, version and params: read once per run per process."""
         cached = self.headers.get(run_id)
@@ -129,6 +130,7 @@ class Store:
         self.headers.put(run_id, header, len(json.dumps(row.params)))
         return header
 
+    @engine_.retry_transient
     def compiled(self, version: str) -> CompiledDag:
         """A stored DAG version, compiled once per process."""
         found = self._versions.get(version)
