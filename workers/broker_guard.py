@@ -27,6 +27,18 @@ MALFORMED = (ValueError, TypeError, LookupError, AttributeError, RecursionError,
 unknown body encoding; ``DataError``: a delivery tag redis cannot store)."""
 
 
+class _UncompressedMessage:
+    """Mixed in before kombu's message: kombu decompresses a body as it builds the
+    message, before any check could look at it, and a small body may expand without
+    bound. We never compress, so a compressed message is not ours."""
+
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        headers = payload.get("headers") if isinstance(payload, dict) else None
+        if isinstance(headers, dict) and "compression" in headers:
+            raise ValueError("it is compressed, and we never compress")
+        super().__init__(payload, channel, **kwargs)  # type: ignore[call-arg]
+
+
 class _GuardedChannel:
     """Mixed in before kombu's Redis channel (``_brpop_read`` and
     ``_deliver_fanout_message`` are where it parses a queue item and a broadcast)."""
@@ -53,7 +65,10 @@ def _guarded(transport_cls: type) -> type:
     channel = getattr(transport_cls, "Channel", None)
     if channel is None or not hasattr(channel, "_brpop_read"):
         return transport_cls  # not Redis: nothing of ours to guard
-    guarded_channel = type(f"Guarded{channel.__name__}", (_GuardedChannel, channel), {})
+    message = type(f"Uncompressed{channel.Message.__name__}",
+                   (_UncompressedMessage, channel.Message), {})
+    guarded_channel = type(f"Guarded{channel.__name__}", (_GuardedChannel, channel),
+                           {"Message": message})
     return type(f"Guarded{transport_cls.__name__}", (transport_cls,),
                 {"Channel": guarded_channel})
 

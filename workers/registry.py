@@ -84,6 +84,10 @@ class DagConsumer(Consumer):  # type: ignore[misc]
 
         return on_task_received
 
+    def on_decode_error(self, message: Message, exc: Exception) -> None:
+        # Celery's logs the whole body with a traceback at CRITICAL; one line will do.
+        self._drop(message, f"it does not decode ({type(exc).__name__})")
+
     def _drop(self, message: Message, problem: str) -> None:
         headers = message.headers if isinstance(message.headers, dict) else {}
         integrity.refused(headers.get("id"), headers.get("task"), problem)

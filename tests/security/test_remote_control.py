@@ -1,0 +1,96 @@
+"""Remote control from anyone on the broker: a plain Celery app (no key) broadcasts the
+commands that stop, starve or slow a worker; ours refuses each, keeps answering ping and
+runs DAGs. A revoke without our signature terminates nothing."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from orchestrator.client import Client
+from orchestrator.devstack.stack import LocalStack
+from orchestrator.model.states import RunState
+from orchestrator.transport.signing import KWARG, Signer
+from tests.support import Ledger, wait_until
+
+pytestmark = [pytest.mark.security, pytest.mark.integration]
+
+
+@pytest.fixture
+def outsider(own_stack: LocalStack) -> Iterator[Celery]:
+    """A Celery app on the same broker that holds no signing key."""
+    app = Celery("outsider", broker=own_stack.settings.broker.url, set_as_current=False)
+    yield app
+    app.close()
+
+
+def _node(name: str) -> str:
+    return f"{name}@{socket.gethostname()}"
+
+
+def _ask(app: Celery, node: str, command: str, **arguments: Any) -> Any:
+    replies = app.control.broadcast(command, arguments=arguments, destination=[node],
+                                    reply=True, timeout=2.0) or []
+    answers = [r[node] for r in replies if node in r]
+    assert answers, f"{node} did not answer {command}"
+    return answers[0]
+
+
+def test_commands_that_stop_or_starve_a_worker_do_nothing(own_stack: LocalStack,
+                                                          outsider: Celery) -> None:
+    own_stack.add_worker("ctl", concurrency=2)
+    node, queue = _node("ctl"), own_stack.settings.worker.default_queue
+    processes = _ask(outsider, node, "stats")["pool"]["processes"]
+    with Client(own_stack.settings) as client:
+        inc = next(t for t in client.dag("chain20").spec.tasks if t.id == "inc")
+        task_name = f"chain20.{inc.celery_name}"
+        refused = {  # each would stop, shrink, starve, slow or kill this worker's work
+            "pool_shrink": {"n": 2}, "pool_grow": {"n": 3}, "autoscale": {"max": 1, "min": 0},
+            "pool_restart": {}, "cancel_consumer": {"queue": queue},
+            "add_consumer": {"queue": "elsewhere"},
+            "rate_limit": {"task_name": task_name, "rate_limit": "1/h"},
+            "time_limit": {"task_name": task_name, "hard": 0.001, "soft": 0.001},
+            "disable_events": {}, "hello": {"from_node": "evil@x", "revoked": ["x"]},
+            "terminate": {"signal": "SIGKILL", "task_id": "x"}, "shutdown": {},
+        }
+        for command, arguments in refused.items():
+            answer = _ask(outsider, node, command, **arguments)
+            assert "disabled" in str(answer.get("error", "")), (command, answer)
+        assert own_stack.workers[-1].proc.poll() is None
+        assert _ask(outsider, node, "ping") == {"ok": "pong"}
+        assert _ask(outsider, node, "stats")["pool"]["processes"] == processes
+        assert queue in {q["name"] for q in _ask(outsider, node, "active_queues")}
+        # A rate limit of 1/h or a cancelled consumer would keep this run from finishing.
+        run = client.wait(client.submit("chain20", {"start": 1}), timeout=120)
+        assert run.state == RunState.SUCCESS
+        assert client.result(run.id, "inc__19") == 21
+
+
+def _active_ids(app: Celery, node: str) -> list[str]:
+    return [t["id"] for t in _ask(app, node, "active")]
+
+
+def test_an_unsigned_revoke_terminates_nothing(own_stack: LocalStack, outsider: Celery,
+                                               ledger: Ledger) -> None:
+    own_stack.add_worker("rev", concurrency=1)
+    node = _node("rev")
+    with Client(own_stack.settings) as client:
+        run_id = client.submit("gateonly")
+        wait_until(lambda: ledger.of(run_id, "gated"), timeout=60, what="gated to start")
+        (celery_id,) = wait_until(lambda: _active_ids(outsider, node), timeout=30,
+                                  what="the worker to show its task")
+        wrong = Signer("not-the-key-" + "k" * 32).revoke([celery_id], True, "SIGTERM")
+        for extra in ({}, {KWARG: wrong}, {KWARG: None}):
+            answer = _ask(outsider, node, "revoke", task_id=[celery_id], terminate=True,
+                          signal="SIGTERM", **extra)
+            assert "refused" in str(answer.get("error", "")), answer
+        assert _ask(outsider, node, "revoked") == []
+        assert _active_ids(outsider, node) == [celery_id]  # still running
+        ledger.open_gate(run_id, "go")
+        run = client.wait(run_id, timeout=60)
+        assert run.state == RunState.SUCCESS
+        assert [a.outcome for a in run.tasks["gated"].attempts] == ["success"]
