@@ -14,6 +14,7 @@ import pytest
 from orchestrator import errors
 from orchestrator.authoring import discovery
 from orchestrator.execution import local, operators
+from orchestrator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -236,3 +237,19 @@ def test_example_dags_load_and_run() -> None:
     out = local.run_in_process(bag.get("example_yaml").spec)
     assert out["total"] == sum(i * i for i in range(1, 6))
     assert out["announce"] == "squared 5 numbers"
+
+
+def test_load_configured_takes_the_folder_and_limits_from_the_settings(tmp_path: Path) -> None:
+    small = write(tmp_path, "small.yaml", "id: small\ntasks: [{id: t, shell: echo}]\n")
+    big = write(tmp_path, "big.yaml", "id: big\ntasks: [{id: t, shell: echo}]\n" + "#" * 64)
+    dags = Settings.from_env({"ORCH_DAGS_PATH": str(tmp_path), "ORCH_MAX_TASKS": "3",
+                              "ORCH_DAG_IMPORT_TIMEOUT": "7.5",
+                              "ORCH_MAX_DAG_FILE_BYTES": str(small.stat().st_size)}).dags
+    bag = discovery.load_configured(dags)
+    assert (bag.path, bag.max_tasks, bag.import_timeout, bag.max_file_bytes) == (
+        tmp_path.resolve(), 3, 7.5, small.stat().st_size)
+    assert set(bag.dags) == {"small"}
+    assert "more than the limit of" in str(bag.errors[str(big)])
+    other = tmp_path / "other"
+    other.mkdir()
+    assert discovery.load_configured(dags, other).path == other.resolve()
