@@ -85,7 +85,8 @@ def _register(app: Celery, runtime: Runtime, signer: Signer, name: str) -> None:
     run.__name__ = name.replace(".", "__").replace("-", "_")
     # orchestrator_task: the consumer takes messages for these names (and unknown ones,
     # for the re-scan), never for Celery's own tasks (celery.map would call ours inline).
-    app.task(name=name, bind=True, acks_late=True, ignore_result=True,
+    # shared=False: the task is this app's own, never copied into apps finalized later.
+    app.task(name=name, bind=True, acks_late=True, ignore_result=True, shared=False,
              orchestrator_task=True)(run)
 
 
@@ -107,5 +108,6 @@ def _register_fallback(app: Celery, runtime: Runtime, signer: Signer,
                    f"{dag!r}{where}, even after looking again")
         return runtime.execute(self, dag, task, run, attempt, unresolved=message)
 
-    app.task(name=registry.UNRESOLVED, bind=True, acks_late=True, ignore_result=True)(
+    app.task(name=registry.UNRESOLVED, bind=True, acks_late=True, ignore_result=True,
+             shared=False)(
         unresolved)

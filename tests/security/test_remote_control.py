@@ -4,11 +4,13 @@ runs DAGs. A revoke without our signature terminates nothing."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 
 from orchestrator.client import Client
@@ -41,9 +43,14 @@ def _ask(app: Celery, node: str, command: str, **arguments: Any) -> Any:
 
 
 def test_commands_that_stop_or_starve_a_worker_do_nothing(own_stack: LocalStack,
-                                                          outsider: Celery) -> None:
+                                                          outsider: Celery,
+                                                          broker: redis.Redis) -> None:
     own_stack.add_worker("ctl", concurrency=2)
     node, queue = _node("ctl"), own_stack.settings.worker.default_queue
+    # Broadcasts that are not kombu messages at all, on the mailbox's own channel.
+    db = broker.connection_pool.connection_kwargs.get("db", 0)
+    for junk in (b"not json", json.dumps([1]), json.dumps({"body": "x", "properties": []})):
+        assert broker.publish(f"/{db}.celery.pidbox", junk) >= 1
     processes = _ask(outsider, node, "stats")["pool"]["processes"]
     with Client(own_stack.settings) as client:
         inc = next(t for t in client.dag("chain20").spec.tasks if t.id == "inc")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from orchestrator.transport import dispatch
 from orchestrator.transport.signing import Signer
 from tests.support import TEST_DAGS, TEST_SIGNING_KEY
 from workers import app as worker_app
-from workers import integrity, remote_control
+from workers import integrity, registry, remote_control
 
 RUN = "0123456789abcdef" * 2
 SIGNER = Signer(TEST_SIGNING_KEY)
@@ -120,17 +121,40 @@ def test_remote_control_allows_inspection_and_refuses_the_rest() -> None:
                                            signal="SIGTERM")["error"]
 
 
-def _keyless() -> Settings:
+def _keyless(folder: Path) -> Settings:
     return Settings.from_env({"ORCH_BROKER_URL": "redis://127.0.0.1:1/0",
-                              "ORCH_DATABASE_URL": "sqlite:////nonexistent/dir/x.db"})
+                              "ORCH_DATABASE_URL": f"sqlite:///{folder / 'empty.db'}"})
 
 
-def test_nothing_sends_or_serves_without_a_key() -> None:
-    settings = _keyless()
+def test_nothing_sends_or_serves_without_a_key(tmp_path: Path) -> None:
+    settings = _keyless(tmp_path)
     with pytest.raises(errors.ConfigError, match="ORCH_SIGNING_KEY"):
         dispatch.Dispatcher(dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0"),
                             settings)
     with pytest.raises(errors.ConfigError, match="ORCH_SIGNING_KEY"):
         worker_app.register(Celery(set_as_current=False), settings, discovery.load(TEST_DAGS))
     with pytest.raises(errors.ConfigError, match="ORCH_SIGNING_KEY"):
-        worker_app.create_app(settings)  # before it looks at the database
+        worker_app.create_app(settings)
+    assert list(tmp_path.iterdir()) == []  # it refused before it looked at the database
+
+
+@pytest.mark.parametrize("name", ["chain20.inc", "nodag.gone"])
+def test_a_task_and_the_fallback_check_their_call_before_the_database(
+        name: str, tmp_path: Path) -> None:
+    # The database has no tables: a call that got past the check would fail on it.
+    settings = _keyless(tmp_path).with_env(ORCH_SIGNING_KEY=TEST_SIGNING_KEY)
+    app = Celery(set_as_current=False)
+    worker_app.register(app, settings, discovery.load(TEST_DAGS))
+    task = app.tasks[name] if name in app.tasks else app.tasks[registry.UNRESOLVED]
+    dag, task_id = name.split(".")
+    task.push_request(task=name, id="x-1", timelimit=[None, None])
+    try:
+        good = {**_kwargs(dag=dag, task=task_id),
+                "sig": SIGNER.task(name, dag, task_id, RUN, 1)}
+        for bad in ({**good, "sig": "0" * 64}, {**good, "attempt": "1"}, {}):
+            assert task.run(**bad) == "refused"
+        assert task.run(1, **good) == "refused"
+        with pytest.raises(Exception, match="no such table: runs"):
+            task.run(**good)
+    finally:
+        task.pop_request()
