@@ -44,7 +44,7 @@ def ids(draw: st.DrawFn, longest: bool = False) -> str:
                                                         max_size=size - 1))
 
 
-_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 text = st.text(_CHARS, max_size=20)
 json_values = st.recursive(
     st.none() | st.booleans() | st.sampled_from([limits.MIN_INT, limits.MAX_INT, 0, -1])
