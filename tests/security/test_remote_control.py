@@ -4,9 +4,12 @@ runs DAGs. A revoke without our signature terminates nothing."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
 from orchestrator.transport.signing import KWARG, Signer
-from tests.support import Ledger, wait_until
+from tests.support import Ledger, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.security, pytest.mark.integration]
 
@@ -101,3 +104,26 @@ def test_an_unsigned_revoke_terminates_nothing(own_stack: LocalStack, outsider: 
         run = client.wait(run_id, timeout=60)
         assert run.state == RunState.SUCCESS
         assert [a.outcome for a in run.tasks["gated"].attempts] == ["success"]
+
+
+def test_flower_still_inspects_our_workers(broker_url: str, database_url: str,
+                                           tmp_path: Path) -> None:
+    settings = make_settings(broker_url, database_url, flower_port=free_port(),
+                             flower_password="secret")
+    with LocalStack(settings, workers=1, flower=True, log_dir=str(tmp_path)) as stack:
+        url = f"http://127.0.0.1:{stack.settings.flower.port}/api/workers?refresh=1"
+        auth = "Basic " + base64.b64encode(b"admin:secret").decode()
+
+        def workers() -> dict[str, Any]:
+            request = urllib.request.Request(url, headers={"Authorization": auth})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as resp:
+                    return dict(json.loads(resp.read()))
+            except OSError:
+                return {}
+
+        (info,) = wait_until(lambda: list(workers().values()), timeout=60,
+                             what="Flower to list the worker")
+        assert info["stats"]["pool"]["processes"]  # stats, registered, active_queues...
+        assert "chain20.inc" in info["registered"]
+        assert stack.settings.worker.default_queue in {q["name"] for q in info["active_queues"]}
