@@ -12,6 +12,8 @@ from kombu.message import Message
 
 from orchestrator import errors
 from orchestrator.authoring import discovery
+from orchestrator.model import spec
+from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.transport import dispatch
 from orchestrator.transport.signing import Signer
@@ -158,3 +160,19 @@ def test_a_task_and_the_fallback_check_their_call_before_the_database(
             task.run(**good)
     finally:
         task.pop_request()
+
+
+def test_every_link_of_a_chain_carries_its_own_signature(tmp_path: Path) -> None:
+    settings = _keyless(tmp_path).with_env(ORCH_SIGNING_KEY=TEST_SIGNING_KEY)
+    tasks = [{"id": f"t{i}", "kind": "shell", "command": "true", "timeout": 5,
+              "upstream": [f"t{i - 1}"] if i else []} for i in range(4)]
+    dag = CompiledDag.of(spec.build({"id": "line", "tasks": tasks}))
+    app = dispatch.make_producer_app(settings, "redis://127.0.0.1:1/0")
+    head = dispatch.Dispatcher(app, settings).segment(dag, RUN, "t0", {"t2": 3})
+    for link in head.tasks:  # as the worker that sends each next link sees it
+        link = json.loads(json.dumps(dict(link)))
+        opts = link["options"]
+        timelimit = [opts["time_limit"], opts["soft_time_limit"]]  # Celery's header order
+        assert integrity.call_problem(link["task"], link["kwargs"], timelimit, SIGNER) is None
+        assert integrity.call_problem(link["task"], link["kwargs"], None, SIGNER) is not None
+    assert [link.kwargs["attempt"] for link in head.tasks] == [1, 1, 3, 1]
