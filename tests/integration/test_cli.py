@@ -16,7 +16,7 @@ from orchestrator import cli, errors
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.store import schema
-from tests.support import ROOT, TEST_DAGS, Ledger
+from tests.support import ROOT, TEST_DAGS, TEST_SIGNING_KEY, Ledger
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +138,8 @@ def test_errors_exit_2_with_a_message(stack: LocalStack) -> None:
 
 def test_a_schema_behind_stops_every_command_with_one_line_naming_db_upgrade() -> None:
     for args in (["run", "example"], ["runs", "list"], ["coordinator"]):
-        proc = _cli(*args, ORCH_BROKER_URL="redis://127.0.0.1:1/0")  # an empty database
+        proc = _cli(*args, ORCH_BROKER_URL="redis://127.0.0.1:1/0",  # an empty database
+                    ORCH_SIGNING_KEY=TEST_SIGNING_KEY)
         assert proc.returncode == 2, (args, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, (args, proc.stderr)
