@@ -45,7 +45,11 @@ def start(settings: Settings, broker_url: str, password: str,
     proc = processes.spawn(
         ["celery", "-A", APP, "flower", "--address=127.0.0.1", f"--port={port}",
          f"--tasks_columns={COLUMNS}"], settings.with_env(ORCH_BROKER_URL=broker_url),
-        log_path=log_path, extra_env={"FLOWER_BASIC_AUTH": f"{user}:{password}"})
+        log_path=log_path, extra_env={"FLOWER_BASIC_AUTH": f"{user}:{password}"},
+        # Flower needs the broker and its own login only: without the key it cannot sign
+        # (workers refuse the tasks and revokes its buttons send), and it never sees the
+        # database.
+        without=("ORCH_DATABASE_URL", "ORCH_SIGNING_KEY", "ORCH_FLOWER_PASSWORD"))
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -31,9 +31,13 @@ def die_with_parent() -> None:
 
 
 def spawn(args: Sequence[str], settings: Settings, *, log_path: str | None = None,
-          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``python -m <args>`` with these settings, its output to ``log_path``."""
+          extra_env: dict[str, str] | None = None,
+          without: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Start ``python -m <args>`` with these settings (less the variables ``without``),
+    its output to ``log_path``."""
     env = {**child_env(settings), **(extra_env or {})}
+    for name in without:
+        env.pop(name, None)
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 -- the child keeps it
     try:
         return subprocess.Popen([sys.executable, "-m", *args], env=env, start_new_session=True,

@@ -131,5 +131,10 @@ def test_flower_still_inspects_our_workers(broker_url: str, database_url: str,
                     if queue in {q["name"] for q in v.get("active_queues") or ()}]
 
         (info,) = wait_until(ours, timeout=60, what="Flower to list the worker")
+        assert stack.flower_proc is not None
+        environ = Path(f"/proc/{stack.flower_proc.pid}/environ").read_bytes().split(b"\0")
+        given = {item.partition(b"=")[0] for item in environ}
+        assert b"ORCH_BROKER_URL" in given  # what it needs, and nothing it does not:
+        assert not given & {b"ORCH_DATABASE_URL", b"ORCH_SIGNING_KEY", b"ORCH_FLOWER_PASSWORD"}
         assert info["stats"]["pool"]["processes"]  # stats, registered, active_queues...
         assert "chain20.inc" in info["registered"]
