@@ -21,7 +21,8 @@ run: $(STAMP)  ## run the example DAG end to end on a throwaway local stack
 up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker and Flower until Ctrl-C
 	$(BIN)/orchestrator up
 
-test: $(STAMP)  ## the whole suite: unit, integration (SQLite + PostgreSQL), fault
+test: $(STAMP)  ## the whole suite: unit, integration (SQLite + PostgreSQL), fault, security
+	bash .ci/system-packages
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
