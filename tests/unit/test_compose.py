@@ -184,3 +184,10 @@ def test_no_service_publishes_on_all_interfaces(services: dict[str, Any]) -> Non
     for name, svc in services.items():
         for port in svc.get("ports", []):
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
+
+
+@pytest.mark.parametrize("ignore_file", [".gitignore", ".dockerignore"])
+def test_credential_files_stay_out_of_git_and_the_image(ignore_file: str) -> None:
+    patterns = (ROOT / ignore_file).read_text(encoding="utf-8").split()
+    assert ".env" in patterns  # compose's passwords (.env.example says to fill it in)
+    assert any(p.strip("/") == ".orchestrator" for p in patterns)  # the local stack's
