@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -132,3 +135,39 @@ def rows_at_rest(store: Store, settings: Settings) -> dict[str, int]:
     next can change them."""
     wait_idle(settings)
     return store.count_rows()
+
+
+class Up:
+    """``orchestrator up`` in a project folder, with this environment, until stopped."""
+
+    def __init__(self, project: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"],
+                                     cwd=project, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[str] = []
+
+    def ready(self) -> bool:
+        """Read its output until it says it is up (True) or it exits (False)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                return True
+        return False
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ctrl-C (SIGKILL if it outlasts ``timeout``), and the rest of its output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.lines += self.proc.stdout.readlines()
+            self.proc.stdout.close()

@@ -18,7 +18,7 @@ import pytest
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
-from tests.support import ROOT, alive, free_port, make_settings, wait_until
+from tests.support import ROOT, Up, alive, free_port, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,26 +59,18 @@ def test_up_stops_everything_on_signal(tmp_path: Path, sig: signal.Signals) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update(ORCH_DATABASE_URL=f"sqlite:///{tmp_path / 'up.db'}",
                ORCH_DAGS_PATH=str(ROOT / "dags"), ORCH_FLOWER_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"], cwd=tmp_path,
-                            env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    lines: list[str] = []
+    up = Up(tmp_path, env)
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        else:
-            pytest.fail("up exited early:\n" + "".join(lines))
-        children = _descendants(proc.pid)
+        assert up.ready(), "up exited early:\n" + up.output
+        children = _descendants(up.proc.pid)
         assert len(children) >= 3  # broker supervisor + server, worker + pool, flower
-        proc.send_signal(sig)
-        assert proc.wait(timeout=60) in (0, 130, 143, -sig)
+        up.proc.send_signal(sig)
+        assert up.proc.wait(timeout=60) in (0, 130, 143, -sig)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait()
+        up.stop()
     wait_until(lambda: not any(alive(p) for p in children), timeout=30,
                what="every process `up` started to stop")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.settings import STACK_FILE, STATE_DIR
-from tests.support import ROOT, alive, free_port, wait_until
+from tests.support import ROOT, Up, alive, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,36 +36,6 @@ def _orchestrator(project: Path, *args: str, timeout: float = 180,
                           timeout=timeout, check=False)
 
 
-class Up:
-    """`orchestrator up` in a project folder, until stopped."""
-
-    def __init__(self, project: Path, **extra: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"],
-                                     cwd=project, env=_bare_env(**extra), text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.lines: list[str] = []
-
-    def ready(self) -> bool:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                return True
-        return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.lines += self.proc.stdout.readlines()
-            self.proc.stdout.close()
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     folder = tmp_path / "project"
@@ -77,7 +46,7 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def up(project: Path) -> Iterator[Up]:
-    started = Up(project, ORCH_FLOWER_PORT=str(free_port()))
+    started = Up(project, _bare_env(ORCH_FLOWER_PORT=str(free_port())))
     try:
         assert started.ready(), "".join(started.lines)
         yield started
@@ -131,13 +100,13 @@ def test_a_second_shell_finds_the_stack_with_nothing_exported(project: Path, up:
 
 def test_a_restart_keeps_the_endpoint_and_the_credentials(project: Path) -> None:
     flower = str(free_port())
-    first = Up(project, ORCH_FLOWER_PORT=flower)
+    first = Up(project, _bare_env(ORCH_FLOWER_PORT=flower))
     try:
         assert first.ready(), "".join(first.lines)
         before = _recorded(project)
     finally:
         first.stop()
-    again = Up(project, ORCH_FLOWER_PORT=flower)
+    again = Up(project, _bare_env(ORCH_FLOWER_PORT=flower))
     try:
         assert again.ready(), "".join(again.lines)
         after = _recorded(project)

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -31,7 +30,7 @@ from orchestrator.cli.app import app as cli_app
 from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.devstack.stack import LocalStack
 from tests.security import leaks
-from tests.support import ROOT, free_port, make_settings, wait_until
+from tests.support import ROOT, Up, free_port, make_settings, wait_until
 
 pytestmark = [pytest.mark.security, pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -199,17 +198,9 @@ def _up(p: Planted, folder: Path, watch: leaks.ArgvWatch) -> list[tuple[str, str
                 ORCH_FLOWER_PASSWORD=p.secrets["Flower password"],
                 ORCH_SIGNING_KEY=p.secrets["signing key"], ORCH_FLOWER_PORT=str(free_port()),
                 ORCH_DEFAULT_QUEUE=f"up-{uuid.uuid4().hex[:8]}")
-    up = subprocess.Popen([sys.executable, "-m", "orchestrator", "up"], cwd=folder, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
+    up = Up(folder, env)
     try:
-        assert up.stdout is not None
-        for line in up.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        else:
-            pytest.fail("up exited early:\n" + "".join(lines))
+        assert up.ready(), "up exited early:\n" + up.output
         state = folder / settings_.STATE_DIR / settings_.STACK_FILE
         assert state.stat().st_mode & 0o777 == 0o600
         recorded = json.loads(state.read_text())
@@ -224,16 +215,8 @@ def _up(p: Planted, folder: Path, watch: leaks.ArgvWatch) -> list[tuple[str, str
                    and watch.saw("orchestrator coordinator"), timeout=60,
                    what="the watch to see up's processes")
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
-        if up.stdout is not None:
-            lines += up.stdout.readlines()
-            up.stdout.close()
-    printed = "".join(lines)
+        up.stop(timeout=120)
+    printed = up.output
     assert "the ORCH_FLOWER_PASSWORD you set" in printed  # where it is, never what
     return [("`up` output", printed)]
 
