@@ -175,6 +175,28 @@ class LimitSettings(_Area):
         "Bytes of run params each worker process keeps cached.", ge=0)
 
 
+class LogSettings(_Area):
+    max_bytes: int = _var(
+        "ORCH_MAX_LOG_BYTES", 8 * 1024 * 1024,
+        "Most bytes of output kept per attempt; the log then ends with a truncation marker.",
+        ge=1024)
+    flush_interval: float = _var(
+        "ORCH_LOG_FLUSH_INTERVAL", 0.2,
+        "Seconds between two writes of a running attempt's output to the database (at "
+        "most 0.2; 64 KiB of output flushes at once).", gt=0, le=0.2)
+
+
+class ServerSettings(_Area):
+    host: str = _var("ORCH_SERVER_HOST", "127.0.0.1",
+                     "Address `orchestrator server` (REST API, run view, metrics) binds.")
+    port: int = _var("ORCH_SERVER_PORT", 8300, "Port of `orchestrator server`.", ge=1,
+                     le=65535)
+    flower_url: str = _var(
+        "ORCH_FLOWER_URL", "",
+        "Flower's address as a browser reaches it; the run view links each attempt to it "
+        "(unset: `up` sets it to the Flower it starts).")
+
+
 class SecuritySettings(_Area):
     signing_key: str | None = _var(
         "ORCH_SIGNING_KEY", None,
@@ -195,7 +217,8 @@ class HookSettings(_Area):
 AREAS: dict[str, type[_Area]] = {
     "database": DatabaseSettings, "broker": BrokerSettings, "dags": DagSettings,
     "worker": WorkerSettings, "coordinator": CoordinatorSettings, "flower": FlowerSettings,
-    "limits": LimitSettings, "security": SecuritySettings, "hooks": HookSettings,
+    "limits": LimitSettings, "logs": LogSettings, "server": ServerSettings,
+    "security": SecuritySettings, "hooks": HookSettings,
 }
 
 
@@ -211,6 +234,8 @@ class Settings(BaseModel):
     coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     hooks: HookSettings = Field(default_factory=HookSettings)
 

@@ -79,6 +79,10 @@ runs = Table(
 )
 Index("ix_runs_dag_created", runs.c.dag_id, runs.c.created_at)
 Index("ix_runs_state", runs.c.state)
+# Keyset pages of runs, newest first, with or without a DAG or state filter.
+Index("ix_runs_created_id", runs.c.created_at, runs.c.id)
+Index("ix_runs_dag_created_id", runs.c.dag_id, runs.c.created_at, runs.c.id)
+Index("ix_runs_state_created_id", runs.c.state, runs.c.created_at, runs.c.id)
 
 task_instances = Table(
     "task_instances", metadata,
@@ -105,6 +109,11 @@ task_instances = Table(
     # When its message went out (or, waiting for a retry, when that is due); the
     # reconciler resends what no worker took well after it.
     Column("queued_at", UTCDateTime),
+    # When a parent's end made it ready (the transaction that released it): a hand-off's
+    # start, for the metrics. Not moved by retries or resends.
+    Column("ready_at", UTCDateTime),
+    # Times the reconciler sent its message again (lost or never taken).
+    Column("resends", Integer, nullable=False, server_default="0"),
     # Its message could not be sent (broker unreachable): the reconciler's next pass
     # sends it, without waiting for the requeue interval.
     Column("unsent", Boolean, nullable=False, server_default=false()),
@@ -147,9 +156,40 @@ attempts = Table(
     # The version of the DAG the worker that ran it had loaded (it may differ from the
     # run's when a file changed and that worker has not seen the change).
     Column("dag_version", String(64)),
+    # From its task's row at the claim: queue wait is started_at - queued_at; a hand-off
+    # (parent's end -> this start) is started_at - ready_at when it was released so.
+    Column("queued_at", UTCDateTime),
+    Column("ready_at", UTCDateTime),
     ForeignKeyConstraint(["run_id", "task_id"],
                          ["task_instances.run_id", "task_instances.task_id"],
                          ondelete="CASCADE", name="fk_attempts_task_instance"),
+)
+
+log_chunks = Table(
+    "log_chunks", metadata,
+    # One attempt's output in flush order: seq counts from 1 per attempt, so a reader
+    # (or an SSE client's Last-Event-ID) resumes after the last one it saw.
+    Column("run_id", String(32), primary_key=True),
+    Column("task_id", String(TASK_ID_COLUMN), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("data", Text, nullable=False),
+    ForeignKeyConstraint(["run_id", "task_id", "attempt"],
+                         ["attempts.run_id", "attempts.task_id", "attempts.attempt"],
+                         ondelete="CASCADE", name="fk_log_chunks_attempt"),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    # sha256 of the token: the token itself is shown once, when it is made, and never kept.
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
 )
 
 leases = Table(

@@ -1,0 +1,1 @@
+"""What the orchestrator shows about itself: secret masking, log capture format, metrics."""
