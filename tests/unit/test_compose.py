@@ -72,7 +72,8 @@ def test_validator_rejects_a_broken_compose_file(tmp_path: Path, broken: str) ->
 
 
 def test_expected_services_present(services: dict[str, Any]) -> None:
-    assert {"broker", "postgres", "migrate", "worker", "coordinator", "flower"} <= set(services)
+    assert {"broker", "postgres", "migrate", "worker", "coordinator", "flower",
+            "server"} <= set(services)
 
 
 ORCHESTRATOR_SERVICES = ("worker", "coordinator")
@@ -178,6 +179,27 @@ def test_flower_gets_the_broker_only(services: dict[str, Any]) -> None:
     app = cmd.split("-A ")[1].split()[0]
     assert importlib.util.find_spec(app) is not None
     assert set(flower["environment"]) == {"ORCH_BROKER_URL", "FLOWER_BASIC_AUTH"}
+
+
+def test_the_server_is_published_on_loopback_only_and_needs_every_credential(
+        services: dict[str, Any]) -> None:
+    server = services["server"]
+    assert server["image"] == services["worker"]["image"]  # the same image, the same DAGs
+    # all interfaces inside the container, so that the published port reaches it
+    assert _command(server).startswith("orchestrator server --host 0.0.0.0")
+    ports = server.get("ports", [])
+    assert ports == ["127.0.0.1:8300:8300"], ports
+    deps = server["depends_on"]
+    assert deps["migrate"]["condition"] == "service_completed_successfully"
+    for dep in ("broker", "postgres"):
+        assert deps[dep]["condition"] == "service_healthy"
+    env = server["environment"]
+    # the workers' settings, credentials required as theirs are, plus Flower's address
+    assert {k: v for k, v in env.items() if k != "ORCH_FLOWER_URL"} == (
+        services["worker"]["environment"])
+    assert env["ORCH_FLOWER_URL"].endswith("http://127.0.0.1:5555}")
+    assert "FLOWER_BASIC_AUTH" not in env and "ORCH_FLOWER_PASSWORD" not in env
+    assert "healthz" in _command({"command": server["healthcheck"]["test"]})
 
 
 def test_no_service_publishes_on_all_interfaces(services: dict[str, Any]) -> None:
