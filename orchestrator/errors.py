@@ -73,6 +73,10 @@ class UnknownTask(NotFound):
     """No task with that id exists in the run."""
 
 
+class UnknownToken(NotFound):
+    """No live API token with that id or name exists."""
+
+
 class Conflict(OrchestratorError):
     """The request conflicts with the current state."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +27,8 @@ class Attempt(_Record):
     traceback: str | None = None
     dag_version: str | None = None
     """The DAG version the worker that ran it had loaded."""
+    celery_id: str | None = None
+    """The Celery task id of its message (Flower's task page)."""
 
 
 class TaskInstance(_Record):
@@ -73,3 +76,21 @@ class Run(_Record):
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_RUN
+
+
+class Role(enum.StrEnum):
+    """What an API token may do: viewers read, operators also trigger, cancel and rerun."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+
+
+class ApiToken(_Record):
+    """An API token as listed: never the token, never its hash."""
+
+    id: str
+    name: str
+    role: Role
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None

@@ -24,7 +24,7 @@ from orchestrator.model import plan, records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import RunState, TaskState
-from orchestrator.store import attempts, reads, reconcile, runs, schema
+from orchestrator.store import attempts, browse, reads, reconcile, runs, schema, tokens
 from orchestrator.store import engine as engine_
 from orchestrator.store import statements as sql
 from orchestrator.store.cache import ByteLRU
@@ -277,3 +277,52 @@ class Store:
         """Rows per table: lets tests prove a rejected request wrote nothing."""
         with self._tx(write=False) as conn:
             return {name: conn.execute(q).scalar_one() for name, q in sql.ROW_COUNTS.items()}
+
+    # -- pages of runs, health, API tokens (the server) -------------------------------------
+
+    @engine_.retry_transient
+    def runs_page(self, dag_id: str | None = None, state: RunState | str | None = None,
+                  limit: int = 50, cursor: str | None = None, *, with_params: bool = True,
+                  ) -> tuple[list[records.Run], str | None]:
+        """Runs newest first by (created_at, id), after ``cursor`` (a page's next cursor,
+        opaque); returns them and the next page's cursor, or None on the last page."""
+        if state is not None and not isinstance(state, RunState):
+            try:
+                state = RunState(state)
+            except ValueError:
+                raise errors.InvalidArgument(
+                    f"unknown run state {state!r}; one of: "
+                    f"{', '.join(s.value for s in RunState)}") from None
+        with self._tx(write=False) as conn:
+            return browse.runs_page(conn, dag_id=dag_id, state=state, limit=limit,
+                                    cursor=cursor, with_params=with_params)
+
+    def ping(self) -> None:
+        """Raise unless the database answers (``unreachable`` tells the errors apart)."""
+        with self._tx(write=False) as conn:
+            browse.ping(conn)
+
+    def create_token(self, name: str | None, role: str) -> tuple[str, str]:
+        """A new API token: (its id, the token, which is shown once and never stored)."""
+        with self._tx() as conn:
+            return tokens.create(conn, name, role, _now())
+
+    def list_tokens(self) -> list[records.ApiToken]:
+        with self._tx(write=False) as conn:
+            return tokens.list_all(conn)
+
+    def revoke_token(self, id_or_name: str) -> None:
+        with self._tx() as conn:
+            tokens.revoke(conn, id_or_name, _now())
+
+    @engine_.retry_transient
+    def principal(self, token: str) -> records.ApiToken | None:
+        """The live token this is (by its hash), or None. Records the use at most once a
+        minute per token, so a request costs a read, not a write."""
+        with self._tx(write=False) as conn:
+            found = tokens.find(conn, token)
+        now = _now()
+        if found is not None and tokens.needs_touch(found, now):
+            with self._tx() as conn:
+                tokens.touch(conn, found.id, now)
+        return found
