@@ -17,7 +17,7 @@ from orchestrator.authoring import discovery
 from orchestrator.control.commands import Submission
 from orchestrator.model import records
 from orchestrator.model.compiled import CompiledDag
-from orchestrator.model.states import FINISHED_RUN, RunState, TaskState
+from orchestrator.model.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
 from orchestrator.settings import Settings
 from orchestrator.transport import wakeups
 from orchestrator.wiring import Wiring
@@ -106,6 +106,27 @@ class Client:
             raise errors.TaskNotFinished(f"task {task_id!r} of run {run_id!r} is {state}, "
                                          "it has no result")
         return value
+
+    def log_chunks(self, run_id: str, task_id: str, attempt: int | None = None, *,
+                   after: int = 0, limit: int = 1000) -> tuple[int, list[records.LogChunk]]:
+        """An attempt's log chunks after sequence number ``after`` (the latest attempt
+        when None): (the attempt read, its chunks in order)."""
+        return self.store.read_logs(run_id, task_id, attempt, after=after, limit=limit)
+
+    def logs(self, run_id: str, task_id: str, attempt: int | None = None) -> str:
+        """An attempt's whole log as written so far (the latest attempt when None)."""
+        number, chunks = self.log_chunks(run_id, task_id, attempt)
+        parts = [c.data for c in chunks]
+        while chunks:
+            _, chunks = self.log_chunks(run_id, task_id, number, after=chunks[-1].seq)
+            parts += [c.data for c in chunks]
+        return "".join(parts)
+
+    def attempt_outcome(self, run_id: str, task_id: str, attempt: int | None = None,
+                        ) -> tuple[int, AttemptOutcome]:
+        """(the attempt, the latest when None; its outcome): its log is complete once the
+        outcome is not ``running``."""
+        return self.store.attempt_outcome(run_id, task_id, attempt)
 
     def wait(self, run_id: str, timeout: float | None = None, *,
              on_progress: ProgressCallback | None = None) -> records.Run:

@@ -69,6 +69,10 @@ class AmbiguousRun(NotFound):
     """A run id prefix matches more than one run."""
 
 
+class UnknownAttempt(NotFound):
+    """The task has no attempt of that number (or none yet)."""
+
+
 class UnknownTask(NotFound):
     """No task with that id exists in the run."""
 

@@ -15,6 +15,24 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+LOST_WORKER_MARKER = "[orchestrator] worker lost: output after the last flush is missing\n"
+"""The last chunk of an attempt that ended lost (written with that outcome)."""
+
+
+def truncation_marker(max_bytes: int) -> str:
+    """The last chunk of an attempt whose output reached ORCH_MAX_LOG_BYTES."""
+    return f"[orchestrator] log truncated: ORCH_MAX_LOG_BYTES ({max_bytes} bytes) reached\n"
+
+
+class LogChunk(_Record):
+    """One flush of an attempt's output (stdout, stderr, ``logging``), masked."""
+
+    seq: int
+    """From 1 per attempt, in flush order: read on with ``after=seq``."""
+    at: dt.datetime
+    data: str
+
+
 class Attempt(_Record):
     attempt: int
     outcome: AttemptOutcome

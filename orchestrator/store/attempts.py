@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from orchestrator import errors
 from orchestrator.model import limits, plan, spec
 from orchestrator.model.states import AttemptOutcome, TaskState
-from orchestrator.store import advance, mapping
+from orchestrator.store import advance, logs, mapping
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Busy, Change, Claim, GiveUp, NotDue
 
@@ -47,20 +47,26 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
     token = uuid.uuid4().hex
     owner = {"b_now": now, "b_worker": worker, "b_lease": wall + lease_seconds,
              "b_token": token, "b_deadline": wall + timeout if timeout is not None else None}
-    took_over = None
+    took_over, ready_at = None, None
     row = conn.execute(sql.CLAIM, {**key, **owner}).first()
     if row is not None:
         lost, max_attempts, item = row.lost_attempts, row.max_attempts, row.map_item
+        queued_at = row.queued_at
+        # The attempt a parent's release queued (a retry, a resend or a rerun moved
+        # queued_at on since): its start ends a hand-off, for the metrics.
+        if row.ready_at is not None and row.ready_at == queued_at:
+            ready_at = row.ready_at
     else:
         taken = _take_over(conn, key, owner, wall=wall, max_lost=max_lost, now=now)
         if not isinstance(taken, tuple):
             return taken
-        lost, max_attempts, took_over, item = taken
+        lost, max_attempts, took_over, item, queued_at = taken
         attempt = took_over + 1
         key["b_attempt"] = attempt
     conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
                                      "b_celery_id": celery_id, "b_now": now,
-                                     "b_version": version})
+                                     "b_version": version, "b_queued_at": queued_at,
+                                     "b_ready_at": ready_at})
     upstream: dict[str, Any] = {}
     if data_from:
         upstream = dict(conn.execute(sql.RESULTS_OF, {"b_run": run_id,
@@ -70,7 +76,7 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
 
 def _take_over(conn: Connection, key: dict[str, Any], owner: dict[str, Any], *, wall: float,
                max_lost: int, now: dt.datetime,
-               ) -> tuple[int, int, int, Any] | GiveUp | Busy | NotDue | None:
+               ) -> tuple[int, int, int, Any, dt.datetime | None] | GiveUp | Busy | NotDue | None:
     """The attempt is not claimable: is it not due yet, or is the task running under a
     lease nobody renews?
 
@@ -98,7 +104,8 @@ def _take_over(conn: Connection, key: dict[str, Any], owner: dict[str, Any], *, 
     if took.rowcount != 1:
         return None
     conn.execute(sql.LOSE_ATTEMPT, {**key, "b_attempt": current, "b_now": owner["b_now"]})
-    return row.lost_attempts + 1, row.max_attempts, current, row.map_item
+    logs.close_lost(conn, key["b_run"], key["b_task"], current, owner["b_now"])
+    return row.lost_attempts + 1, row.max_attempts, current, row.map_item, row.queued_at
 
 
 def renew_lease(conn: Connection, run_id: str, task_id: str, attempt: int, token: str | None,
@@ -129,9 +136,10 @@ def succeed(conn: Connection, run_id: str, task_id: str, attempt: int, result: A
 
 def fail(conn: Connection, run_id: str, task_id: str, attempt: int, *, error_type: str,
          message: str, traceback: str | None, retry_in: float | None, p: plan.Plan,
-         token: str | None, now: dt.datetime) -> Change:
+         token: str | None, now: dt.datetime, worker_lost: bool = False) -> Change:
     """Record a failed attempt: schedule the next one ``retry_in`` seconds from now, or
-    (``retry_in`` None) fail the task and let its downstream tasks' rules decide."""
+    (``retry_in`` None) fail the task and let its downstream tasks' rules decide.
+    ``worker_lost``: its worker is gone, so its log ends with the lost-worker marker."""
     key = {"b_run": run_id, "b_task": task_id, "b_attempt": attempt}
     error_type, message = fit(error_type, limits.ERROR_TYPE_COLUMN), fit(message)
     traceback = None if traceback is None else fit(traceback)
@@ -143,6 +151,8 @@ def fail(conn: Connection, run_id: str, task_id: str, attempt: int, *, error_typ
         return Change.nothing(run_id)
     conn.execute(sql.END_ATTEMPT_FAILED, {**key, "b_now": now, "b_error_type": error_type,
                                           "b_message": message, "b_traceback": traceback})
+    if worker_lost:
+        logs.close_lost(conn, run_id, task_id, attempt, now)
     change = Change(run_id, ended=[AttemptEnd(task_id, attempt, AttemptOutcome.FAILED,
                                               error_type)])
     if retry_in is not None:

@@ -23,9 +23,10 @@ from orchestrator import errors
 from orchestrator.model import plan, records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
-from orchestrator.model.states import RunState, TaskState
+from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import attempts, browse, reads, reconcile, runs, schema, tokens
 from orchestrator.store import engine as engine_
+from orchestrator.store import logs as logs_
 from orchestrator.store import statements as sql
 from orchestrator.store.cache import ByteLRU
 from orchestrator.store.results import (
@@ -176,11 +177,11 @@ class Store:
     @engine_.retry_transient
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str, message: str,
              traceback: str | None, retry_in: float | None, p: plan.Plan,
-             token: str | None = None) -> Change:
+             token: str | None = None, worker_lost: bool = False) -> Change:
         with self._tx() as conn:
             return attempts.fail(conn, run_id, task_id, attempt, error_type=error_type,
                                  message=message, traceback=traceback, retry_in=retry_in, p=p,
-                                 token=token, now=_now())
+                                 token=token, now=_now(), worker_lost=worker_lost)
 
     @engine_.retry_transient
     def expand(self, run_id: str, task_id: str, attempt: int, *, source: str,
@@ -272,6 +273,33 @@ class Store:
         with self._tx(write=False) as conn:
             return dict(conn.execute(sql.ATTEMPTS_OF, {"b_run": run_id,
                                                        "b_ids": list(task_ids)}).all())
+
+    # -- attempt logs ----------------------------------------------------------------------
+
+    def append_log(self, run_id: str, task_id: str, attempt: int, seq: int, data: str) -> bool:
+        """Add chunk ``seq`` to a running attempt's log. False, never an error, when the
+        seq is taken or the attempt is gone or ended (a worker taken over writes late)."""
+        try:
+            with self._tx() as conn:
+                return logs_.append(conn, run_id, task_id, attempt, seq, data, _now())
+        except IntegrityError:
+            return False
+
+    @engine_.retry_transient
+    def read_logs(self, run_id: str, task_id: str, attempt: int | None = None, *,
+                  after: int = 0, limit: int = 1000) -> tuple[int, list[records.LogChunk]]:
+        """(the attempt read, the latest when None; its chunks with seq > ``after``, in
+        order). Raises UnknownRun, UnknownTask or UnknownAttempt."""
+        with self._tx(write=False) as conn:
+            return logs_.read(conn, run_id, task_id, attempt, after=after, limit=limit)
+
+    @engine_.retry_transient
+    def attempt_outcome(self, run_id: str, task_id: str, attempt: int | None = None,
+                        ) -> tuple[int, AttemptOutcome]:
+        """(the attempt, the latest when None; its outcome): a log is complete once the
+        outcome is not ``running`` (the worker's last flush comes before it)."""
+        with self._tx(write=False) as conn:
+            return logs_.outcome(conn, run_id, task_id, attempt)
 
     def count_rows(self) -> dict[str, int]:
         """Rows per table: lets tests prove a rejected request wrote nothing."""

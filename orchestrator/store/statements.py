@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, case, delete, func, insert, literal, or_, select, true, update
 
 from orchestrator import errors
+from orchestrator.model.records import LOST_WORKER_MARKER
 from orchestrator.model.states import (
     CLAIMABLE,
     FINISHED_RUN,
@@ -21,7 +22,14 @@ from orchestrator.model.states import (
     RunState,
     TaskState,
 )
-from orchestrator.store.tables import attempts, dag_versions, leases, runs, task_instances
+from orchestrator.store.tables import (
+    attempts,
+    dag_versions,
+    leases,
+    log_chunks,
+    runs,
+    task_instances,
+)
 
 ti = task_instances
 _run = ti.c.run_id == bindparam("b_run")
@@ -65,7 +73,7 @@ CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE), _due).values(
     state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
     lease_expires_at=bindparam("b_lease"), token=_token,
     deadline=bindparam("b_deadline"),
-).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item)
+).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item, ti.c.queued_at, ti.c.ready_at)
 
 RUNNING_ROW = select(ti.c.state, ti.c.attempt, ti.c.lost_attempts, ti.c.max_attempts,
                      ti.c.lease_expires_at, ti.c.map_item, ti.c.deadline, ti.c.queued_at).where(
@@ -83,6 +91,19 @@ LOSE_ATTEMPT = update(attempts).where(*_this_attempt).values(
     error_type=errors.WorkerLost.__name__,
     error_message="the worker stopped renewing its lease")
 
+_this_log = (log_chunks.c.run_id == bindparam("b_run"),
+             log_chunks.c.task_id == bindparam("b_task"),
+             log_chunks.c.attempt == bindparam("b_attempt"))
+_next_seq = select(func.coalesce(func.max(log_chunks.c.seq), 0) + 1).where(
+    *_this_log).scalar_subquery()
+LOST_MARKER = insert(log_chunks).from_select(
+    ["run_id", "task_id", "attempt", "seq", "at", "data"],
+    select(attempts.c.run_id, attempts.c.task_id, attempts.c.attempt, _next_seq,
+           bindparam("b_now", type_=log_chunks.c.at.type),
+           literal(LOST_WORKER_MARKER, type_=log_chunks.c.data.type)).where(*_this_attempt))
+"""Close a lost attempt's log, in the transaction that marks it lost: what its worker
+flushed stays, and this says the rest is missing (its later writes are refused)."""
+
 START_MAPPED = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
     state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
     error=None)
@@ -94,7 +115,9 @@ START_ATTEMPT = insert(attempts).values(
     run_id=bindparam("b_run"), task_id=bindparam("b_task"), attempt=bindparam("b_attempt"),
     outcome=AttemptOutcome.RUNNING, worker=bindparam("b_worker"), pid=bindparam("b_pid"),
     celery_id=bindparam("b_celery_id"), started_at=bindparam("b_now"),
-    dag_version=bindparam("b_version", type_=attempts.c.dag_version.type))
+    dag_version=bindparam("b_version", type_=attempts.c.dag_version.type),
+    queued_at=bindparam("b_queued_at", type_=attempts.c.queued_at.type),
+    ready_at=bindparam("b_ready_at", type_=attempts.c.ready_at.type))
 
 RESULTS_OF = select(ti.c.task_id, ti.c.result).where(_run, _ids)
 
@@ -139,10 +162,13 @@ RELEASE_ON_SUCCESS = update(ti).where(_run, _ids).values(
     remaining=ti.c.remaining - 1,
     state=case((_released, literal(TaskState.QUEUED.value)), else_=ti.c.state),
     queued_at=case((_released, _now), else_=ti.c.queued_at),
+    ready_at=case((_released, _now), else_=ti.c.ready_at),
 ).returning(ti.c.task_id, ti.c.attempt, ti.c.state, ti.c.remaining)
 
+_queued_at = bindparam("b_queued_at", type_=ti.c.queued_at.type)
 SETTLE = update(ti).where(_run, _ids, ti.c.state == TaskState.PENDING).values(
-    state=bindparam("b_state"), queued_at=bindparam("b_queued_at", type_=ti.c.queued_at.type),
+    # queued by a parent's end: ready then too (a hand-off's start, see tables.py)
+    state=bindparam("b_state"), queued_at=_queued_at, ready_at=_queued_at,
     finished_at=bindparam("b_finished_at", type_=ti.c.finished_at.type),
     error=bindparam("b_error"),
 ).returning(ti.c.task_id, ti.c.attempt)
@@ -170,7 +196,7 @@ SKIP_BEYOND = update(ti).where(_run, _ids).values(
     error="past the end of the list it was mapped over")
 
 RESET_INSTANCE = update(ti).where(_run, ti.c.task_id == bindparam("b_task")).values(
-    state=bindparam("b_state"), queued_at=bindparam("b_queued_at", type_=ti.c.queued_at.type),
+    state=bindparam("b_state"), queued_at=_queued_at, ready_at=_queued_at,
     map_item=bindparam("b_item", type_=ti.c.map_item.type), attempt=ti.c.attempt + 1,
     max_attempts=ti.c.attempt - ti.c.lost_attempts + bindparam("b_budget"),
     result=None, error=None, worker=None, lease_expires_at=None, started_at=None,
@@ -223,7 +249,8 @@ STALLED = (
 """Queued tasks no worker took (or whose message never went out), and running ones
 whose lease expired; SKIP LOCKED lets coordinators take disjoint rows without waiting."""
 
-MARK_RESENT = update(ti).where(*_this_ti).values(queued_at=_now, unsent=False)
+MARK_RESENT = update(ti).where(*_this_ti).values(queued_at=_now, unsent=False,
+                                                 resends=ti.c.resends + 1)
 """The reconciler decided to send the attempt again (its row is locked meanwhile)."""
 
 OVERDUE_TASKS = (
@@ -295,6 +322,27 @@ CANCEL_TASKS = update(ti).where(_run, ti.c.state.in_(UNFINISHED_TASK)).values(
     error=bindparam("b_reason")).returning(ti.c.task_id)
 
 # -- reads ---------------------------------------------------------------------------------
+
+APPEND_LOG = insert(log_chunks).from_select(
+    ["run_id", "task_id", "attempt", "seq", "at", "data"],
+    select(attempts.c.run_id, attempts.c.task_id, attempts.c.attempt,
+           bindparam("b_seq", type_=log_chunks.c.seq.type),
+           bindparam("b_now", type_=log_chunks.c.at.type),
+           bindparam("b_data", type_=log_chunks.c.data.type),
+           ).where(*_this_attempt, attempts.c.outcome == AttemptOutcome.RUNNING)
+    .with_for_update(read=True)).returning(log_chunks.c.seq)
+"""A chunk of a running attempt's log, or nothing once it ended (a worker cut off and
+taken over writes no more). FOR SHARE on PostgreSQL: the transaction that ends the
+attempt waits for this one, or this one sees it ended; SQLite has one writer anyway.
+RETURNING says whether it wrote (psycopg's rowcount of an INSERT ... SELECT is -1)."""
+
+LATEST_ATTEMPT = select(func.max(attempts.c.attempt)).where(
+    attempts.c.run_id == bindparam("b_run"), attempts.c.task_id == bindparam("b_task"))
+ATTEMPT_OUTCOME = select(attempts.c.outcome).where(*_this_attempt)
+LOG_CHUNKS = select(log_chunks.c.seq, log_chunks.c.at, log_chunks.c.data).where(
+    *_this_log, log_chunks.c.seq > bindparam("b_after")).order_by(log_chunks.c.seq).limit(
+    bindparam("b_limit"))
+TASK_EXISTS = select(ti.c.task_id).where(_run, ti.c.task_id == bindparam("b_task"))
 
 RUN_STATE = select(runs.c.state).where(runs.c.id == bindparam("b_run"))
 RUN_ROW = select(runs).where(runs.c.id == bindparam("b_run"))
