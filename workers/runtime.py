@@ -34,6 +34,7 @@ from orchestrator.store import Busy, Claim, GiveUp, NotDue, RunHeader
 from orchestrator.transport import dispatch
 from orchestrator.wiring import Wiring
 from workers.heartbeat import Heartbeat
+from workers.log_capture import LogCapture
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Runtime:
         self._pid = -1
         self._wiring: Wiring | None = None
         self._heartbeat: Heartbeat | None = None
+        self._capture: LogCapture | None = None
         self._looked_for: set[str] = set()
         """Versions this process re-scanned its DAG folder for (once each)."""
 
@@ -67,6 +69,7 @@ class Runtime:
             self._wiring = Wiring(self.settings, app=self.app, bag=self.bag,
                                   check_schema=False)
             self._heartbeat = Heartbeat(self._wiring.store, self.settings.worker.lease_seconds)
+            self._capture = LogCapture(self._wiring.store, self.settings)
             self._pid = os.getpid()
         assert self._wiring is not None
         return self._wiring
@@ -156,10 +159,12 @@ class Runtime:
         header = self.wiring.store.header(run_id)
         ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, header.params)
         item = claim.item if task_id != t.id else operators.NO_ITEM
-        assert self._heartbeat is not None
+        assert self._heartbeat is not None and self._capture is not None
         self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)
         try:
-            result = operators.call(t, header.params, claim.upstream, ctx, item)
+            # The log's last chunks are written on leaving, before any outcome is.
+            with self._capture.attempt(run_id, task_id, claim.attempt):
+                result = operators.call(t, header.params, claim.upstream, ctx, item)
             values.check_result(result, self.settings.limits.max_result_bytes)
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
@@ -218,10 +223,11 @@ class Runtime:
         retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts, claim.max_attempts)
         store = self.wiring.store
         token = claim.token if isinstance(claim, Claim) else None
+        lost = isinstance(claim, GiveUp)  # its worker is gone: its log ends with a marker
         try:
             change = store.fail(run_id, task_id, claim.attempt, error_type=error_type,
                                 message=message, traceback=tb, retry_in=retry_in, p=dag.plan,
-                                token=token)
+                                token=token, worker_lost=lost)
         except Exception as exc:
             self._unless_unreachable(exc, "the failure", run_id, task_id, claim.attempt)
             # Record why recording failed, with nothing of the original that may be the
@@ -230,7 +236,7 @@ class Runtime:
                 f"recording the failure ({error_type[:100]}) failed: {store.describe(exc)}")
             change = store.fail(run_id, task_id, claim.attempt, error_type=error_type,
                                 message=message, traceback=None, retry_in=retry_in,
-                                p=dag.plan, token=token)
+                                p=dag.plan, token=token, worker_lost=lost)
         if not change.applied:
             return "superseded"
         self.wiring.outcomes.apply(dag, change)

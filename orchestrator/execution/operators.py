@@ -8,14 +8,16 @@ standard output).
 
 from __future__ import annotations
 
+import codecs
 import functools
 import importlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any, TextIO
 
 from orchestrator import errors
 from orchestrator.execution import task_context
@@ -89,14 +91,65 @@ def shell_env(task: spec.TaskSpec, ctx: task_context.TaskContext) -> dict[str, s
     return env
 
 
+def _pump(pipe: IO[bytes], echo: TextIO, kept: list[str]) -> None:
+    """Copy a command's output to ``echo`` as it comes (the attempt's log, in a worker),
+    keeping it all for the result or the error."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    read = getattr(pipe, "read1", pipe.read)
+    while True:
+        try:
+            data = read(65536)
+        except (OSError, ValueError):  # closed under us: the command was killed
+            return
+        text = decoder.decode(data, final=not data)
+        if text:
+            kept.append(text)
+            echo.write(text)
+        if not data:
+            return
+
+
 def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext) -> str:
-    proc = subprocess.run(task.command or "", shell=True, env=shell_env(task, ctx),
-                          capture_output=True, text=True, check=False)
-    # Echo the command's output so it lands in the worker's log for this attempt.
-    if proc.stdout:
-        sys.stdout.write(proc.stdout)
-    if proc.stderr:
-        sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        raise errors.ShellCommandFailed(proc.returncode, proc.stderr)
-    return proc.stdout.strip()
+    """Run the command, its stdout and stderr streamed live to ours (so a worker's log
+    of the attempt has both, whatever the outcome); the result is stdout, stripped."""
+    proc = subprocess.Popen(task.command or "", shell=True, env=shell_env(task, ctx),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    out: list[str] = []
+    err: list[str] = []
+    # Writers bound to this thread's streams: the readers' output is this attempt's.
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, _bound(sys.stdout), out),
+                                daemon=True),
+               threading.Thread(target=_pump, args=(proc.stderr, _bound(sys.stderr), err),
+                                daemon=True)]
+    for r in readers:
+        r.start()
+    try:
+        returncode = proc.wait()
+        for r in readers:
+            r.join()
+    except BaseException:  # a time limit or a termination: the command must not outlive it
+        proc.kill()
+        proc.wait()
+        for r in readers:
+            r.join(timeout=1.0)  # what it wrote before the kill, unless a child holds on
+        raise
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    if returncode != 0:
+        raise errors.ShellCommandFailed(returncode, _lines(err))
+    return _lines(out).strip()
+
+
+def _bound(stream: TextIO) -> TextIO:
+    """The stream to write to from another thread on this thread's behalf (a worker's
+    capture routes by thread; any other stream is itself)."""
+    bind = getattr(stream, "for_this_thread", None)
+    return bind() if callable(bind) else stream
+
+
+def _lines(parts: list[str]) -> str:
+    # Universal newlines, as text-mode pipes gave: results and errors read the same.
+    return "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
