@@ -16,7 +16,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from orchestrator.api import problems, routes_dags, routes_logs, routes_runs
+from orchestrator.api import (
+    docs,
+    problems,
+    routes_dags,
+    routes_logs,
+    routes_runs,
+)
 from orchestrator.api.problems import HTTPProblem
 from orchestrator.client import Client
 from orchestrator.settings import Settings
@@ -44,7 +50,9 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         if own:
             the_client.close()
 
-    app = FastAPI(title="orchestrator", version="1", lifespan=lifespan,
+    # /openapi.json and /docs are served by api/docs.py, behind a token like the rest.
+    app = FastAPI(title="orchestrator", version="1", lifespan=lifespan, openapi_url=None,
+                  docs_url=None, redoc_url=None,
                   description="Runs, tasks, attempts and their logs; trigger, cancel and "
                   "rerun. Every route but /healthz needs `Authorization: Bearer TOKEN`.")
     app.state.client = the_client
@@ -68,6 +76,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
 
     for router in (routes_dags.router, routes_runs.router, routes_logs.router):
         app.include_router(router, prefix=API)
+    app.include_router(docs.router)
     # The run view's pages and /metrics plug in here, one line each.
 
     def openapi() -> dict[str, Any]:

@@ -1,13 +1,21 @@
-"""What routes depend on: the app's one Client, its settings."""
+"""What routes depend on: the app's one Client, its settings, its DAG folder kept fresh."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orchestrator.authoring.discovery import DagBag
 from orchestrator.client import Client
 from orchestrator.settings import Settings
+
+RESCAN_EVERY_S = 2.0
+"""A DAG file added or edited shows in the server within this (a rescan only stats the
+folder unless something changed)."""
+_rescan = threading.Lock()
 
 
 def client(request: Request) -> Client:
@@ -22,5 +30,21 @@ def settings(request: Request) -> Settings:
     return found
 
 
+def dagbag(request: Request) -> DagBag:
+    """The client's DAG folder, looked at again at most every RESCAN_EVERY_S, so the
+    server sees new and edited DAG files without a restart (the CLI reads the folder on
+    every command)."""
+    c = client(request)
+    state = request.app.state
+    now = time.monotonic()
+    if now - getattr(state, "dags_scanned_at", 0.0) >= RESCAN_EVERY_S:
+        with _rescan:  # one request rescans; the others use the bag as it was
+            if now - getattr(state, "dags_scanned_at", 0.0) >= RESCAN_EVERY_S:
+                c.dagbag.refresh()
+                state.dags_scanned_at = time.monotonic()
+    return c.dagbag
+
+
 ClientDep = Annotated[Client, Depends(client)]
 SettingsDep = Annotated[Settings, Depends(settings)]
+DagBagDep = Annotated[DagBag, Depends(dagbag)]

@@ -43,6 +43,9 @@ MAX_INT = 2**63 - 1
 (Go, Java, Rust, SQLite's JSON functions), and far below Python's 4300-digit limit on
 turning an int into text, which made a huge integer escape as a ValueError."""
 
+MAX_RUNS_PAGE = 500
+"""Most runs one page of the run list (API, run view) may ask for."""
+
 MAX_PROBLEMS_LISTED = 20
 """A ParamsError names this many problems, then how many more there were."""
 

@@ -20,12 +20,11 @@ import re
 from sqlalchemy import Connection, and_, or_, select, text
 
 from orchestrator import errors
-from orchestrator.model import records
+from orchestrator.model import limits, records
 from orchestrator.model.states import RunState
 from orchestrator.store.tables import runs
 
-MAX_PAGE = 500
-"""Most runs one page may ask for."""
+MAX_PAGE = limits.MAX_RUNS_PAGE
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_CURSOR = 200
 _COLUMNS = [c for c in runs.c if c.name != "params"]
