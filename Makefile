@@ -18,7 +18,7 @@ install: $(STAMP)
 run: $(STAMP)  ## run the example DAG end to end on a throwaway local stack
 	$(BIN)/orchestrator quickstart example
 
-up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker and Flower until Ctrl-C
+up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker, Flower and the server (its URL and token file shown) until Ctrl-C
 	$(BIN)/orchestrator up
 
 test: $(STAMP)  ## the whole suite: unit, integration (SQLite + PostgreSQL), fault, security

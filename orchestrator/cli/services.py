@@ -80,11 +80,14 @@ def coordinator_cmd() -> None:
 def up_cmd(workers: Annotated[int, typer.Option(min=0, max=MAX_PROCESSES)] = 1,
            concurrency: Annotated[int, typer.Option(min=1, max=MAX_PROCESSES)] = 2,
            flower: Annotated[bool, typer.Option(help="Start Flower on 127.0.0.1.")] = True,
+           server: Annotated[bool, typer.Option(
+               help="Start the server (REST API, run view, metrics) on 127.0.0.1.")] = True,
            ) -> None:
     """Start the local stack (embedded broker unless ORCH_BROKER_URL, workers, a
-    coordinator, Flower) until Ctrl-C. It keeps its endpoint and credentials in
-    .orchestrator/, so a restart comes back the same and any command run in this folder
-    finds it."""
+    coordinator, Flower, the server) until Ctrl-C. It keeps its endpoint and credentials
+    in .orchestrator/, so a restart comes back the same and any command run in this
+    folder finds it; the server's operator token for you is there too."""
+    from orchestrator.devstack import server as server_
     from orchestrator.devstack import state as state_
     from orchestrator.devstack.stack import LocalStack as Stack
 
@@ -94,16 +97,18 @@ def up_cmd(workers: Annotated[int, typer.Option(min=0, max=MAX_PROCESSES)] = 1,
     _refuse_a_second_stack(recorded)
     try:
         stack = Stack(settings, workers=workers, concurrency=concurrency, flower=flower,
-                           coordinator=True, broker_port=recorded.broker_port,
+                           coordinator=True, server=server, broker_port=recorded.broker_port,
                            broker_password=recorded.broker_password,
                            flower_password=recorded.flower_password,
                            signing_key=recorded.signing_key)
         with stack as s:
             if s.broker is not None:
                 recorded.broker_port = s.broker.port
-            recorded.env = _recorded_env(s.settings, flower)
+            recorded.env = _recorded_env(s.settings, flower, server)
             path = state_.save(recorded, project)
-            _announce(s, settings, workers, concurrency, path)
+            token = (server_.ensure_token(s.settings.database.url, state_.folder(project))
+                     if server else None)
+            _announce(s, settings, workers, concurrency, path, token)
             _watch(s)
     except errors.TransportError as exc:
         if recorded.broker_port and "in use" in str(exc):
@@ -134,7 +139,7 @@ def _refuse_a_second_stack(recorded: StackState) -> None:
             "answers): use it, or stop it first")
 
 
-def _recorded_env(s: settings_.Settings, flower: bool) -> dict[str, str]:
+def _recorded_env(s: settings_.Settings, flower: bool, server: bool) -> dict[str, str]:
     env = {"ORCH_BROKER_URL": s.broker.url or "",
            "ORCH_DATABASE_URL": _absolute_sqlite(s.database.url),
            "ORCH_DAGS_PATH": str(s.dags.path.resolve()),
@@ -142,6 +147,10 @@ def _recorded_env(s: settings_.Settings, flower: bool) -> dict[str, str]:
            "ORCH_SIGNING_KEY": s.security.signing_key or ""}
     if flower:
         env["ORCH_FLOWER_PORT"] = str(s.flower.port)
+    if server:
+        env["ORCH_SERVER_PORT"] = str(s.server.port)
+    if s.server.flower_url:  # so an `orchestrator server` started here links to it too
+        env["ORCH_FLOWER_URL"] = s.server.flower_url
     return env
 
 
@@ -156,7 +165,8 @@ def _absolute_sqlite(url: str) -> str:
 
 
 def _announce(s: LocalStack, settings: settings_.Settings, workers: int, concurrency: int,
-              path: Path) -> None:
+              path: Path, token: Path | None) -> None:
+    from orchestrator.devstack.server import address
     from orchestrator.transport.dispatch import safe_url
 
     shown = (f"redis://127.0.0.1:{s.broker.port}/0 (embedded Valkey, password-protected)"
@@ -171,8 +181,16 @@ def _announce(s: LocalStack, settings: settings_.Settings, workers: int, concurr
                  else f"password in {path}")
         render.out.print(f"flower   http://127.0.0.1:{settings.flower.port}  (user "
                          f"{settings.flower.user}; {where})")
+    if s.server_proc is not None and token is not None:
+        # Where the token is, never the token: the same reason as Flower's password.
+        render.out.print(f"server   {address(s.settings)}  (REST API /api/v1, run view; "
+                         f"operator token in {token})")
     render.out.print(f"state    {path} (credentials; commands run in this folder use it)")
     render.out.print("try:     orchestrator run example --wait   (in another shell, here)")
+    if s.server_proc is not None and token is not None:
+        render.out.print(f"         curl -H \"Authorization: Bearer $(cat "
+                         f"{settings_.STATE_DIR}/{token.name})\" "
+                         f"{address(s.settings)}/api/v1/runs")
     render.out.print("Ctrl-C stops everything.")
 
 
@@ -184,6 +202,9 @@ def _watch(s: LocalStack) -> None:
                 raise typer.Exit(1)
             if s.flower_proc is not None and s.flower_proc.poll() is not None:
                 render.err.print("[red]Flower exited; stopping[/red]")
+                raise typer.Exit(1)
+            if s.server_proc is not None and s.server_proc.poll() is not None:
+                render.err.print("[red]the server exited; stopping[/red]")
                 raise typer.Exit(1)
             time.sleep(0.5)
     except KeyboardInterrupt:

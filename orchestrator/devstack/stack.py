@@ -1,5 +1,5 @@
 """Starts and always stops a local deployment: embedded broker, workers, coordinators,
-Flower.
+Flower, the server.
 
 Used by ``orchestrator up`` (until Ctrl-C), ``orchestrator quickstart`` (``make run``),
 the tests and the benchmark. It owns the whole stack, so it brings the database schema
@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 
 from orchestrator.devstack import flower as flower_
+from orchestrator.devstack import server as server_
 from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.devstack.processes import (
     Worker,
@@ -34,10 +35,12 @@ class LocalStack:
 
     ``broker_port``/``broker_password`` pin the embedded broker (``up`` keeps them across
     restarts); ``flower_password`` and ``signing_key`` likewise. Without a signing key in
-    ``settings`` the stack makes one."""
+    ``settings`` the stack makes one. ``server``: ``orchestrator server`` too, on
+    ``settings.server.port``, linking to the Flower this stack starts unless
+    ORCH_FLOWER_URL says otherwise."""
 
     def __init__(self, settings: Settings, *, workers: int = 1, concurrency: int = 2,
-                 flower: bool = False, coordinator: bool = False,
+                 flower: bool = False, coordinator: bool = False, server: bool = False,
                  log_dir: str | None = None, broker_port: int | None = None,
                  broker_password: str | None = None,
                  flower_password: str | None = None, signing_key: str | None = None) -> None:
@@ -57,6 +60,8 @@ class LocalStack:
         self.flower_password = settings.flower.password or flower_password
         self.coordinator = coordinator
         self.coordinators: list[subprocess.Popen[bytes]] = []
+        self.server = server
+        self.server_proc: subprocess.Popen[bytes] | None = None
         self._old_handler: object = None
 
     def __enter__(self) -> LocalStack:
@@ -99,6 +104,11 @@ class LocalStack:
                                              self._log("flower.log"))
         if self.coordinator:
             self.start_coordinator()
+        if self.server:
+            if self.flower and not self.base.server.flower_url:
+                self.settings = self.settings.with_env(
+                    ORCH_FLOWER_URL=f"http://127.0.0.1:{self.settings.flower.port}")
+            self.server_proc = server_.start(self.settings, self._log("server.log"))
 
     def start_coordinator(self) -> subprocess.Popen[bytes]:
         """Start one more ``orchestrator coordinator`` (several may run at once)."""
@@ -121,10 +131,10 @@ class LocalStack:
         for w in self.workers:
             w.stop()
         self.workers.clear()
-        for proc in [self.flower_proc, *self.coordinators]:
+        for proc in [self.server_proc, self.flower_proc, *self.coordinators]:
             if proc is not None:
                 terminate(proc)
-        self.flower_proc = None
+        self.server_proc = self.flower_proc = None
         self.coordinators.clear()
         if self.broker is not None:
             self.broker.stop()

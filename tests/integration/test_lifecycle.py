@@ -58,7 +58,8 @@ def test_embedded_broker_dies_with_a_sigkilled_launcher(tmp_path: Path) -> None:
 def test_up_stops_everything_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update(ORCH_DATABASE_URL=f"sqlite:///{tmp_path / 'up.db'}",
-               ORCH_DAGS_PATH=str(ROOT / "dags"), ORCH_FLOWER_PORT=str(free_port()))
+               ORCH_DAGS_PATH=str(ROOT / "dags"), ORCH_FLOWER_PORT=str(free_port()),
+               ORCH_SERVER_PORT=str(free_port()))
     up = Up(tmp_path, env)
     try:
         assert up.ready(), "up exited early:\n" + up.output

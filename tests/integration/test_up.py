@@ -46,7 +46,8 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def up(project: Path) -> Iterator[Up]:
-    started = Up(project, _bare_env(ORCH_FLOWER_PORT=str(free_port())))
+    started = Up(project, _bare_env(ORCH_FLOWER_PORT=str(free_port()),
+                                    ORCH_SERVER_PORT=str(free_port())))
     try:
         assert started.ready(), "".join(started.lines)
         yield started
@@ -99,14 +100,14 @@ def test_a_second_shell_finds_the_stack_with_nothing_exported(project: Path, up:
 
 
 def test_a_restart_keeps_the_endpoint_and_the_credentials(project: Path) -> None:
-    flower = str(free_port())
-    first = Up(project, _bare_env(ORCH_FLOWER_PORT=flower))
+    flower, server = str(free_port()), str(free_port())
+    first = Up(project, _bare_env(ORCH_FLOWER_PORT=flower, ORCH_SERVER_PORT=server))
     try:
         assert first.ready(), "".join(first.lines)
         before = _recorded(project)
     finally:
         first.stop()
-    again = Up(project, _bare_env(ORCH_FLOWER_PORT=flower))
+    again = Up(project, _bare_env(ORCH_FLOWER_PORT=flower, ORCH_SERVER_PORT=server))
     try:
         assert again.ready(), "".join(again.lines)
         after = _recorded(project)
@@ -115,7 +116,8 @@ def test_a_restart_keeps_the_endpoint_and_the_credentials(project: Path) -> None
         assert after["env"] == before["env"]
         ran = _orchestrator(project, "run", "example", "-p", "n=2", "--wait")
         assert ran.returncode == 0, ran.stdout + ran.stderr
-        second = _orchestrator(project, "up", timeout=60, ORCH_FLOWER_PORT=str(free_port()))
+        second = _orchestrator(project, "up", timeout=60, ORCH_FLOWER_PORT=str(free_port()),
+                               ORCH_SERVER_PORT=str(free_port()))
         assert second.returncode == 2
         assert "already running here" in second.stderr
     finally:

@@ -197,6 +197,7 @@ def _up(p: Planted, folder: Path, watch: leaks.ArgvWatch) -> list[tuple[str, str
     env = _bare(ORCH_DATABASE_URL=p.database_url,
                 ORCH_FLOWER_PASSWORD=p.secrets["Flower password"],
                 ORCH_SIGNING_KEY=p.secrets["signing key"], ORCH_FLOWER_PORT=str(free_port()),
+                ORCH_SERVER_PORT=str(free_port()),
                 ORCH_DEFAULT_QUEUE=f"up-{uuid.uuid4().hex[:8]}")
     up = Up(folder, env)
     try:
@@ -206,13 +207,16 @@ def _up(p: Planted, folder: Path, watch: leaks.ArgvWatch) -> list[tuple[str, str
         recorded = json.loads(state.read_text())
         p.secrets["up's broker password"] = recorded["broker_password"]
         p.secrets["up's unused Flower password"] = recorded["flower_password"]
+        # the operator token up made for the server: kept in its file, nowhere else
+        p.secrets["up's API token"] = (state.parent / "token").read_text().strip()
         assert p.secrets["signing key"] in state.read_text()  # the one place it lives
         run = json.loads(p.cli(folder, _bare(), "run", "secrets_env", "--wait", "--json",
                                ok=(1,)))
         assert _env_of(run)["DECLARED"] == "declared-value"
         p.cli(folder, _bare(), "runs", "show", run["id"])
         wait_until(lambda: watch.saw("orchestrator.devstack.flower_app")
-                   and watch.saw("orchestrator coordinator"), timeout=60,
+                   and watch.saw("orchestrator coordinator")
+                   and watch.saw("orchestrator server"), timeout=60,
                    what="the watch to see up's processes")
     finally:
         up.stop(timeout=120)
@@ -234,6 +238,7 @@ def test_no_secret_is_printed_passed_on_argv_stored_or_logged(planted: Planted,
                     "quickstart", "example")
         watch.sample()
     for fragment in ("orchestrator worker", "orchestrator coordinator", "orchestrator up",
+                     "orchestrator server",
                      "orchestrator quickstart", "orchestrator.devstack.flower_app",
                      "orchestrator.devstack.broker", "valkey-server", "orchestrator run"):
         assert watch.saw(fragment), fragment  # the processes were seen while they ran
