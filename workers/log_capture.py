@@ -250,6 +250,9 @@ class LogCapture:
         self._thread: threading.Thread | None = None
         self._saved: tuple[Any, Any] | None = None
         self._handler = _Handler(self)
+        # Made once: a body's start only points them at the streams they replace.
+        self._out = _Stream(self, sys.stdout)
+        self._err = _Stream(self, sys.stderr)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -288,9 +291,13 @@ class LogCapture:
             self._active[threading.get_ident()] = target
             self._only = target if len(self._active) == 1 else None
             if self._saved is None:
-                self._saved = (sys.stdout, sys.stderr)
-                sys.stdout = _Stream(self, sys.stdout)
-                sys.stderr = _Stream(self, sys.stderr)
+                # (Ours still there: a body swapped streams and put ours back late.)
+                if sys.stdout is not self._out:
+                    self._out.original = sys.stdout
+                if sys.stderr is not self._err:
+                    self._err.original = sys.stderr
+                self._saved = (self._out.original, self._err.original)
+                sys.stdout, sys.stderr = self._out, self._err
                 logging.getLogger().addHandler(self._handler)
         return target
 
@@ -303,9 +310,10 @@ class LogCapture:
             left = list(self._active.values())
             self._only = left[0] if len(left) == 1 else None
             if not left and self._saved is not None:
-                if isinstance(sys.stdout, _Stream) and sys.stdout._capture is self:
+                # Unless the body put streams of its own there meanwhile.
+                if sys.stdout is self._out:
                     sys.stdout = self._saved[0]
-                if isinstance(sys.stderr, _Stream) and sys.stderr._capture is self:
+                if sys.stderr is self._err:
                     sys.stderr = self._saved[1]
                 logging.getLogger().removeHandler(self._handler)
                 self._saved = None
