@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from orchestrator.api import (
     docs,
+    metrics_route,
     problems,
     routes_dags,
     routes_logs,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         app.include_router(router, prefix=API)
     app.include_router(docs.router)
     # The run view's pages and /metrics plug in here, one line each.
+    app.include_router(metrics_route.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -27,6 +27,7 @@ from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import attempts, browse, reads, reconcile, runs, schema, tokens
 from orchestrator.store import engine as engine_
 from orchestrator.store import logs as logs_
+from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
 from orchestrator.store.cache import ByteLRU
 from orchestrator.store.results import (
@@ -300,6 +301,12 @@ class Store:
         outcome is not ``running`` (the worker's last flush comes before it)."""
         with self._tx(write=False) as conn:
             return logs_.outcome(conn, run_id, task_id, attempt)
+
+    @engine_.retry_transient
+    def metrics(self) -> metrics_.Snapshot:
+        """Aggregates for the metrics endpoint, each computed by the database."""
+        with self._tx(write=False) as conn:
+            return metrics_.snapshot(conn, _now())
 
     def count_rows(self) -> dict[str, int]:
         """Rows per table: lets tests prove a rejected request wrote nothing."""

@@ -57,10 +57,13 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
     def state(i: int) -> tuple[TaskState, dt.datetime | None]:
         return (TaskState.QUEUED, now) if i in first else (TaskState.PENDING, None)
 
+    # Instances queued here are ready now, made so by their mapped task (ready_at, a
+    # hand-off's start); those queued later as a slot frees wait on a sibling, not on it.
     new = [{"run_id": run_id, "task_id": spec.map_instance_id(task_id, i), "attempt": 1,
             "max_attempts": max_attempts, "lost_attempts": 0, "remaining": 0,
             "failed_up": 0, "skipped_up": 0, "map_parent": task_id, "map_index": i,
-            "map_item": items[i], "state": state(i)[0], "queued_at": state(i)[1]}
+            "map_item": items[i], "state": state(i)[0], "queued_at": state(i)[1],
+            "ready_at": state(i)[1]}
            for i in todo if i not in existing]
     if new:
         conn.execute(sql.INSERT_TASKS, new)
