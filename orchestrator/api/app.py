@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from orchestrator.api import (
     docs,
     metrics_route,
+    pages,
     problems,
     routes_dags,
     routes_logs,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     app.include_router(docs.router)
     # The run view's pages and /metrics plug in here, one line each.
     app.include_router(metrics_route.router)
+    app.include_router(pages.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -282,9 +282,12 @@ def render_svg(lay: Layout, views: Mapping[str, NodeView], *,
     parts = [Markup('<svg class="graph" xmlns="http://www.w3.org/2000/svg" role="img" '
                     'width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
                     'aria-label="{label}">').format(w=w, h=h, label=label),
-             Markup('<g class="edges">')]
+             Markup('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
+                    'markerWidth="6" markerHeight="6" orient="auto"><path class="arrow" '
+                    'd="M0,0L10,5L0,10z"/></marker></defs><g class="edges">')]
     for e in lay.edges:
-        parts.append(Markup('<path class="edge" data-from="{}" data-to="{}" d="{}"/>').format(
+        parts.append(Markup('<path class="edge" data-from="{}" data-to="{}" d="{}" '
+                            'marker-end="url(#arrow)"/>').format(
             e.source, e.target, _path(e.points)))
     parts.append(Markup("</g><g class=\"nodes\">"))
     default = NodeView()

@@ -26,6 +26,7 @@ from orchestrator.model.rerun import Reset
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 from orchestrator.store import attempts, browse, reads, reconcile, runs, schema, tokens
 from orchestrator.store import engine as engine_
+from orchestrator.store import grid as grid_
 from orchestrator.store import logs as logs_
 from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
@@ -261,6 +262,22 @@ class Store:
                   limit: int = 50) -> list[records.Run]:
         with self._tx(write=False) as conn:
             return reads.list_runs(conn, dag_id=dag_id, state=state, limit=limit)
+
+    def grid(self, dag_id: str, *, limit: int = 25, cursor: str | None = None,
+             ) -> grid_.GridPage:
+        """A page of the runs grid: ``limit`` runs newest first (keyset: ``cursor`` from
+        the page before), each with one cell per task, in two statements."""
+        with self._tx(write=False) as conn:
+            return grid_.page(conn, dag_id, limit=limit, cursor=cursor)
+
+    def recent_runs(self, dag_ids: Sequence[str], per_dag: int = 10,
+                    ) -> dict[str, list[grid_.GridRun]]:
+        with self._tx(write=False) as conn:
+            return grid_.recent(conn, dag_ids, per_dag)
+
+    def run_snapshot(self, run_id: str) -> grid_.GridRun:
+        with self._tx(write=False) as conn:
+            return grid_.snapshot(conn, run_id)
 
     def result(self, run_id: str, task_id: str) -> tuple[TaskState, Any]:
         with self._tx(write=False) as conn:

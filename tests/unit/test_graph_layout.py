@@ -146,7 +146,9 @@ def test_svg_parses_and_carries_the_dom_contract() -> None:
     assert nodes["square"].get("class") == "node mapped"
     texts = {t.get("class"): t.text for t in nodes["square"].iter(f"{SVG}text")}
     assert texts == {"label": "square", "counts": "8/10"}
-    assert len(list(root.iter(f"{SVG}path"))) == 2
+    edges = [p for p in root.iter(f"{SVG}path") if p.get("class") == "edge"]
+    assert [(p.get("data-from"), p.get("data-to")) for p in edges] == [
+        ("extract", "square"), ("square", "total")]
 
 
 def test_every_value_in_the_svg_is_escaped() -> None:
