@@ -119,6 +119,11 @@ def test_flower_shows_readable_task_names_and_dag_context(flower_stack: LocalSta
     assert "'dag': 'chain20'" in kwargs and f"'run': '{run_id}'" in kwargs
     assert {str(t["kwargs"]).split("'task': '")[1].split("'")[0] for t in found} == {
         "inc"} | {f"inc__{i}" for i in range(1, 20)}
+    # each attempt keeps its message's Celery id: the run page's link to its Flower row
+    with Client(flower_stack.settings) as client:
+        run = client.get_run(run_id)
+    assert {a.celery_id for t in run.tasks.values() for a in t.attempts} == {
+        t["uuid"] for t in found}
     # the task list shows each task's kwargs (run and task id): a map's instances differ
     status, page = _flower_get(port, "/tasks", "admin:secret")
     assert status == 200 and b'data-column="kwargs"' in page
