@@ -7,6 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from orchestrator.api.auth import csrf_token
 from orchestrator.client import Client
 from tests.browser.conftest import PHONE, Browsing, Runs, Server, wait_task
 
@@ -52,8 +53,10 @@ def test_viewer_has_no_cancel_button_and_api_refuses(web: Browsing, runs: Runs,
                      headers={"Authorization": f"Bearer {server.viewer_token}"}, timeout=10)
     assert api.status_code == 403, api.text
     assert api.headers["content-type"].startswith("application/problem+json")
-    # The page's own form route, posted with the viewer's session cookie, refuses too.
-    form = page.request.post(f"/runs/{run_id}/cancel", max_redirects=0)
+    # The page's own form route refuses too: the viewer's session cookie with the right
+    # CSRF value, so only the role is wrong.
+    form = page.request.post(f"/runs/{run_id}/cancel", max_redirects=0,
+                             form={"csrf": csrf_token(server.viewer_token)})
     assert form.status == 403, form.text()
     assert session_client.store.run_state(run_id) == "running"
     assert session_client.get_run(run_id).tasks["hold"].state == "running"
@@ -66,12 +69,12 @@ def overflow(page: Page) -> tuple[int, int]:
 
 
 def test_pages_fit_a_phone(web: Browsing, runs: Runs, session_client: Client) -> None:
-    ok = runs.submit("browser_grid")
+    ok = runs.submit("browser_params")  # DAGs other tests count runs of are left alone
     failed = runs.submit("browser_fail")
     for run_id in (ok, failed):
         session_client.wait(run_id, timeout=60)
     page = web.open("operator", viewport=PHONE, is_mobile=True, has_touch=True)
-    paths = ["/", "/dags/browser_grid", "/dags/browser_grid/grid", f"/runs/{ok}",
+    paths = ["/", "/dags/browser_ok", "/dags/browser_params/grid", f"/runs/{ok}",
              f"/runs/{failed}", f"/runs/{failed}/tasks/explode/log"]
     wide = {}
     for path in paths:
