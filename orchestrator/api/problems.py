@@ -100,6 +100,11 @@ async def _starlette(request: Request, exc: Exception) -> ProblemResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such route: {request.url.path[:200]}"
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a body that is not text (invalid UTF-8, say): invalid input
+        # like any other JSON that does not parse, so the same 422.
+        return problem(422, "the request is invalid: 1 problem(s)",
+                       problems=["body: not JSON text (UTF-8)"])
     return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 

@@ -65,12 +65,23 @@ def read_logs(run_id: RunId, task_id: TaskId, _who: Viewer, client: ClientDep,
 _STREAM_DOC = ("Server-Sent Events: one `message` event per chunk (`id:` its seq, `data:` "
                "the chunk as JSON: seq, at, data), then `event: end` (data: attempt and "
                "outcome) once the attempt has ended and every chunk was sent.")
+_EVENT = {  # OpenAPI 3.1: the schema of an event stream describes one event
+    "oneOf": [
+        {"type": "object", "required": ["id", "data"], "description": "A chunk.",
+         "properties": {"id": {"type": "string", "pattern": "^[0-9]+$"},
+                        "event": {"const": "message"},
+                        "data": {"type": "string", "contentMediaType": "application/json"}}},
+        {"type": "object", "required": ["event", "data"],
+         "description": "The attempt ended and every chunk was sent.",
+         "properties": {"event": {"const": "end"},
+                        "data": {"type": "string", "contentMediaType": "application/json"}}},
+    ]}
 
 
 @router.get("/runs/{run_id}/tasks/{task_id}/logs/stream", response_class=StreamingResponse,
             responses={**responses(404),
                        200: {"description": _STREAM_DOC,
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                             "content": {"text/event-stream": {"schema": _EVENT}}}})
 async def stream_logs(request: Request, run_id: RunId, task_id: TaskId, _who: Viewer,
                       client: ClientDep, attempt: AttemptQ = None, after: AfterQ = None,
                       last_event_id: Annotated[str | None, Header(
