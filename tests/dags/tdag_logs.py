@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import threading
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from _support import record, wait_gate
 
@@ -119,7 +119,7 @@ def _secrets() -> list[str]:
     for name in ("ORCH_DATABASE_URL", "ORCH_BROKER_URL"):
         password = urlsplit(os.environ.get(name, "")).password
         if password:
-            found.append(password)
+            found += [password, unquote(password)]  # as in the URL, and as the server has it
     return [s for s in found if s]
 
 
