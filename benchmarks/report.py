@@ -146,3 +146,46 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
+# -- the server's figures (benchmarks/server.py) ---------------------------------------
+
+
+def print_server_table(rows: list[dict[str, Any]]) -> None:
+    t = Table(title="the server: request and log latency, ms (client-side, loopback)")
+    for col, just in (("figure", "left"), ("variant", "left"), ("database", "left"),
+                      ("p50", "right"), ("p95", "right"), ("n", "right"),
+                      ("target", "left"), ("met", "center")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(r["figure"], r["variant"], r["database"], _fmt(r["p50_ms"], "", 1),
+                  _fmt(r["p95_ms"], "", 1), str(r["samples"]), r["target"],
+                  _met_str(r["met"]))
+    console.print(t)
+
+
+def server_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = ["| figure | variant | database | p50 | p95 | samples | target | met |",
+             "|---|---|---|--:|--:|--:|---|:-:|"]
+    for r in rows:
+        lines.append(f"| {r['figure']} | {r['variant']} | {r['database']} | "
+                     f"{_fmt(r['p50_ms'], ' ms', 1)} | {_fmt(r['p95_ms'], ' ms', 1)} | "
+                     f"{r['samples']} | {r['target']} | {_met_str(r['met'])} |")
+    seeded = "; ".join(f"{db}: {s['runs']:,} runs, {s['task_rows']:,} task rows, seeded in "
+                       f"{s['seed_s']:.0f} s" for db, s in meta["seeded"].items())
+    lines += [
+        "",
+        f"Measured {meta['date']} on {meta['machine']}; databases: "
+        f"{', '.join(meta['backends']) or 'none'} ({seeded}). Each database is fresh, "
+        "seeded with finished runs through the store in bulk (1,000 runs of a 200-task DAG "
+        "for the grid, the rest spread over ten two-task DAGs, creation times interleaved), "
+        "and served by a real `orchestrator server` process of its own with one worker "
+        "beside it. Request times are taken by the client around each request over "
+        "loopback (keep-alive, after 3 warm-up requests): the server's time plus a round "
+        "trip. The deep page follows the cursor of a walk down the list, 500 runs a page. "
+        "Log latency: a task prints a line with its wall clock every 0.1 s; an SSE client "
+        "on the attempt's log stream takes its own wall clock when the event with the line "
+        "arrives (same machine). Reproduce with `python -m benchmarks.server` (part of "
+        "`make bench`).",
+    ]
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,9 @@ times; the median of all its runs counts. dag10k, which has no raw twin, runs in
 round only.
 
 Writes ``benchmarks/results/latest.json`` and ``latest.md`` (embedded by the README).
+Then, once the hot path is measured and its processes are gone, the server's figures
+(``benchmarks/server.py``: run list, runs grid, log latency, on SQLite and PostgreSQL),
+unless ``--no-server`` or a partial run.
 """
 
 from __future__ import annotations
@@ -241,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-orchestrator", action="store_true", help="skip the orchestrator side")
     ap.add_argument("--raw-events", action="store_true",
                     help="raw worker also sends task events (-E), as ours does")
+    ap.add_argument("--no-server", action="store_true",
+                    help="skip the server's figures (python -m benchmarks.server)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
     if args.repeat < 1 or args.rounds < 1:
@@ -310,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{stem}.md").write_text(markdown(rows, meta))
     console.print(f"wrote {args.out / (stem + '.json')} and {stem}.md "
                   f"in {time.perf_counter() - started:.0f} s")
+    if stem == "latest" and not args.no_server:
+        from benchmarks import server
+
+        server.run(out=args.out)
     return 0
 
 
