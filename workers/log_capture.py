@@ -351,10 +351,10 @@ class LogCapture:
             for seq, data in chunks:
                 try:
                     kept = self.store.append_log(*target.key, seq, data)
-                except Exception as exc:  # the database is away: these lines are lost
+                except Exception as exc:  # the database is away: this flush is lost
                     log.warning("could not write the log of %s (chunk %d): %s", target.key,
                                 seq, self.store.describe(exc))
-                    continue
+                    return  # the next flush tries again, rather than each chunk waiting
                 if not kept:  # the attempt ended elsewhere (taken over, cancelled)
                     target.close()
                     return
