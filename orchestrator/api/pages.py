@@ -1,10 +1,10 @@
 """The run view: server-rendered pages over the same Client as the API.
 
 This module: signing in and out, the DAG list and a DAG's page with its trigger form;
-pages_runs.py has the grid, a run, its live events and the log view. ``router`` carries
-them all (create_app includes it with one line). Pages are plain ``def`` routes (the
-client is synchronous, so FastAPI runs them in its thread pool); a form post reads its
-body asynchronously, then does its work in that pool too.
+pages_grid.py has the runs grid; pages_runs.py a run, its live events and the log view.
+``router`` carries them all (create_app includes it with one line). Pages are plain
+``def`` routes (the client is synchronous, so FastAPI runs them in its thread pool); a
+form post reads its body asynchronously, then does its work in that pool too.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator import errors
-from orchestrator.api import auth, deps, pages_forms, pages_runs
+from orchestrator.api import auth, deps, pages_forms, pages_grid, pages_runs
 from orchestrator.api import pages_common as common
 from orchestrator.api.problems import HTTPProblem
 from orchestrator.model.compiled import CompiledDag
 
 router = APIRouter(include_in_schema=False)
 router.include_router(common.router)
+router.include_router(pages_grid.router)
 router.include_router(pages_runs.router)
 
 RECENT = 12

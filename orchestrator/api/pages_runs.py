@@ -1,4 +1,4 @@
-"""The run view's pages about runs: the runs grid, a run (and its live events), cancel
+"""The run view's pages about a run: the run (and its live events), cancel
 and rerun, and an attempt's log.
 
 The run page updates itself from ``GET /runs/{id}/events``: the server reads the run's
@@ -35,7 +35,6 @@ POLL = 0.25
 KEEPALIVE = 15.0
 STREAM_SECONDS = 3600.0
 """A stream ends after this; EventSource reconnects by itself."""
-GRID_LIMIT, GRID_MAX = 25, 100
 SHOWN_INSTANCES = 100
 _ATTENTION = (TaskState.FAILED, TaskState.UP_FOR_RETRY, TaskState.RUNNING)
 
@@ -71,46 +70,6 @@ def _dag_of(client: Client, run: records.Run) -> CompiledDag | None:
         return client.dag(run.dag_id)
     except errors.NotFound:
         return None
-
-
-# -- the grid -------------------------------------------------------------------------------
-
-@router.get("/dags/{dag_id}/grid")
-def grid_page(request: Request, dag_id: str, limit: str = str(GRID_LIMIT),
-              cursor: str | None = None) -> Response:
-    who = common.signed_in(request)
-    if isinstance(who, Response):
-        return who
-    client = deps.client(request)
-    try:
-        dag = client.dag(dag_id)
-    except errors.NotFound:
-        return common.error_page(request, 404, "No such DAG",
-                                 f"No DAG {dag_id!r} is loaded from the DAG folder.")
-    if not limit.isdigit() or not 1 <= int(limit) <= GRID_MAX:
-        return common.error_page(request, 422, "Invalid limit",
-                                 f"limit must be a whole number from 1 to {GRID_MAX}.")
-    try:
-        page = client.store.grid(dag_id, limit=int(limit), cursor=cursor)
-    except errors.InvalidArgument as exc:
-        return common.error_page(request, 422, "Invalid page", str(exc))
-    columns = list(dag.plan.order)
-    known = set(columns)
-    for run in page.runs:  # tasks of older versions of the DAG, after today's
-        for task_id in run.cells:
-            if task_id not in known:
-                known.add(task_id)
-                columns.append(task_id)
-    rows = []
-    for run in page.runs:
-        cells = run.cells
-        row = []
-        for t in columns:
-            c = cells.get(t)
-            row.append((t, "none", None) if c is None else (t, c.state.value, c.counts))
-        rows.append((run, row))
-    return common.render(request, "grid.html", dag=dag, page=page, rows=rows, columns=columns,
-                         mapped=set(dag.plan.map_over), limit=int(limit), cursor=cursor)
 
 
 # -- a run ----------------------------------------------------------------------------------
@@ -184,8 +143,8 @@ def run_page(request: Request, run_id: str, task: str | None = None,
 
 def snapshot(client: Client, run_id: str) -> tuple[dict[str, Any], bool]:
     snap = client.store.run_snapshot(run_id)
-    tasks = {t: {"state": c.state.value, "counts": c.counts,
-                 "sig": sig(c.state.value, c.attempt, c.map_count, c.map_done, c.map_failed)}
+    tasks = {t: {"state": c.state, "counts": c.counts,
+                 "sig": sig(c.state, c.attempt, c.map_count, c.map_done, c.map_failed)}
              for t, c in snap.cells.items()}
     body = {"run": {"id": snap.id, "state": snap.state.value,
                     "done": snap.total_tasks - snap.unfinished, "total": snap.total_tasks},

@@ -16,11 +16,12 @@ import binascii
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, or_, select
+from sqlalchemy import Connection, RowMapping, String, and_, bindparam, cast, func, or_, select
 
 from orchestrator import errors
-from orchestrator.model.states import RunState, TaskState
+from orchestrator.model.states import RunState
 from orchestrator.store.tables import runs, task_instances
 
 ti = task_instances
@@ -37,20 +38,28 @@ FIRST_PAGE = select(*_RUN_COLUMNS).where(_of_dag).order_by(*_newest_first).limit
     bindparam("b_limit"))
 LATER_PAGE = select(*_RUN_COLUMNS).where(_of_dag, _before).order_by(*_newest_first).limit(
     bindparam("b_limit"))
-CELLS = select(ti.c.run_id, ti.c.task_id, ti.c.state, ti.c.map_count, ti.c.map_done,
-               ti.c.map_failed).where(ti.c.run_id.in_(bindparam("b_runs", expanding=True)),
-                                      ti.c.map_parent.is_(None))
+_packed = (ti.c.task_id + " " + ti.c.state + " "
+           + func.coalesce(cast(ti.c.map_count, String), "") + " "
+           + func.coalesce(cast(ti.c.map_done, String), "") + " "
+           + func.coalesce(cast(ti.c.map_failed, String), ""))
+CELLS = select(ti.c.run_id, func.aggregate_strings(_packed, ",")).where(
+    ti.c.run_id.in_(bindparam("b_runs", expanding=True)),
+    ti.c.map_parent.is_(None)).group_by(ti.c.run_id)
+"""One row per run: its tasks as "id state count done failed", comma-separated (ids
+have neither spaces nor commas). Grouped in the database, so 20,000 cells come back as
+100 rows: per-row work in Python was most of the page's time."""
 RUN = select(*_RUN_COLUMNS).where(runs.c.id == bindparam("b_run"))
 RUN_TASKS = select(ti.c.task_id, ti.c.state, ti.c.map_count, ti.c.map_done, ti.c.map_failed,
                    ti.c.attempt).where(ti.c.run_id == bindparam("b_run"),
                                        ti.c.map_parent.is_(None))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Cell:
-    """One task of one run; for a mapped task, its instances' counts."""
+class Cell(NamedTuple):
+    """One task of one run; for a mapped task, its instances' counts. A tuple, not a
+    model: a grid page makes 20,000 of them."""
 
-    state: TaskState
+    state: str
+    """A :class:`TaskState` value."""
     map_count: int | None = None
     map_done: int | None = None
     """Instances finished (failed ones included)."""
@@ -121,9 +130,17 @@ def page(conn: Connection, dag_id: str, *, limit: int, cursor: str | None) -> Gr
     found = [_run(r) for r in rows[:limit]]
     by_id = {r.id: r for r in found}
     if by_id:
-        for run_id, task_id, state, count, done, failed in conn.execute(
-                CELLS, {"b_runs": list(by_id)}):
-            by_id[run_id].cells[task_id] = Cell(TaskState(state), count, done, failed)
+        plain: dict[str, Cell] = {}  # one shared (immutable) cell per state
+        for run_id, packed in conn.execute(CELLS, {"b_runs": list(by_id)}):
+            cells = by_id[run_id].cells
+            for item in packed.split(","):
+                task_id, state, count, done, failed = item.split(" ")
+                if count:
+                    cells[task_id] = Cell(state, int(count), int(done or 0), int(failed or 0))
+                else:
+                    cell = plain.get(state)
+                    cells[task_id] = cell if cell is not None else plain.setdefault(
+                        state, Cell(state))
     more = len(rows) > limit
     return GridPage(found, encode_cursor(found[-1]) if more and found else None)
 
@@ -146,5 +163,5 @@ def snapshot(conn: Connection, run_id: str) -> GridRun:
     run = _run(row)
     for task_id, state, count, done, failed, attempt in conn.execute(RUN_TASKS,
                                                                      {"b_run": run_id}):
-        run.cells[task_id] = Cell(TaskState(state), count, done, failed, attempt)
+        run.cells[task_id] = Cell(state, count, done, failed, attempt)
     return run
