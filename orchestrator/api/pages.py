@@ -9,6 +9,7 @@ form post reads its body asynchronously, then does its work in that pool too.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -94,9 +95,11 @@ def _dag_or_404(request: Request, dag_id: str) -> CompiledDag | HTMLResponse:
 def _dag_page(request: Request, dag: CompiledDag, *, status: int = 200,
               submitted: dict[str, str] | None = None,
               field_errors: dict[str, list[str]] | None = None,
-              form_errors: list[str] | None = None) -> HTMLResponse:
+              form_errors: list[str] | None = None,
+              principal: auth.Principal | None = None) -> HTMLResponse:
     runs = deps.client(request).store.recent_runs([dag.id], 10)[dag.id]
-    return common.render(request, "dag.html", status=status, dag=dag, graph=svg_of(dag),
+    return common.render(request, "dag.html", status=status, principal=principal, dag=dag,
+                         graph=svg_of(dag),
                          fields=pages_forms.fields(dag.spec, submitted),
                          field_errors=field_errors or {}, form_errors=form_errors or [],
                          runs=runs)
@@ -129,21 +132,20 @@ def _trigger(request: Request, dag_id: str, csrf: str | None, form: dict[str, st
         return dag
     client = deps.client(request)
     text = pages_forms.submitted_text(form, dag.spec)
+    again = functools.partial(_dag_page, request, dag, submitted=text, principal=who)
     values, by_field, general = pages_forms.check(dag.spec, text,
                                                   client.settings.limits.max_params_bytes)
     if by_field or general:
-        return _dag_page(request, dag, status=422, submitted=text, field_errors=by_field,
-                         form_errors=general)
+        return again(status=422, field_errors=by_field, form_errors=general)
     try:
         run_id = client.submit(dag.id, values)
     except errors.ParamsError as exc:  # the same check again at submit: nothing written
         by_field, general = pages_forms.attribute(dag.spec, exc.problems)
-        return _dag_page(request, dag, status=422, submitted=text, field_errors=by_field,
-                         form_errors=general)
+        return again(status=422, field_errors=by_field, form_errors=general)
     except (errors.TransportError, errors.StoreError):
-        return _dag_page(request, dag, status=503, submitted=text, form_errors=[
+        return again(status=503, form_errors=[
             "The broker or the database cannot be reached: nothing was submitted. "
             "Try again in a moment."])
     except (errors.DagError, errors.Conflict) as exc:
-        return _dag_page(request, dag, status=409, submitted=text, form_errors=[str(exc)])
+        return again(status=409, form_errors=[str(exc)])
     return RedirectResponse(f"/runs/{run_id}", status_code=303, headers=common.SECURITY_HEADERS)

@@ -122,8 +122,10 @@ def csrf_of(request: Request) -> str:
     return auth.csrf_token(token) if token else ""
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    principal = auth.authenticate(request)
+def render(request: Request, template: str, status: int = 200, *,
+           principal: auth.Principal | None = None, **context: Any) -> HTMLResponse:
+    """A page; ``principal``: the form post's (the cookie alone names nobody on a POST)."""
+    principal = principal or auth.authenticate(request)
     body = env.get_template(template).render(
         principal=principal, csrf=csrf_of(request), path=request.url.path,
         is_operator=principal is not None and principal.role == auth.Role.OPERATOR,

@@ -93,7 +93,8 @@ def _views(run: records.Run, dag: CompiledDag) -> dict[str, graph.NodeView]:
 
 
 def _run_page(request: Request, run: records.Run, *, status: int = 200,
-              message: str | None = None, message_kind: str = "error") -> HTMLResponse:
+              message: str | None = None, message_kind: str = "error",
+              principal: auth.Principal | None = None) -> HTMLResponse:
     client = deps.client(request)
     dag = _dag_of(client, run)
     order = list(dag.plan.order) if dag else []
@@ -108,7 +109,8 @@ def _run_page(request: Request, run: records.Run, *, status: int = 200,
     for ti in top:
         tally[ti.state.value] = tally.get(ti.state.value, 0) + 1
     counts = [(s, tally[s]) for s in common.TASK_STATES if s in tally]
-    return common.render(request, "run.html", status=status, run=run, graph=svg,
+    return common.render(request, "run.html", status=status, principal=principal, run=run,
+                         graph=svg,
                          sections=sections, failed=failed, task_order=order, counts=counts,
                          flower_url=client.settings.server.flower_url.rstrip("/"),
                          message=message, message_kind=message_kind)
@@ -208,11 +210,11 @@ def _act(request: Request, run_id: str, csrf: str, action: str,
         else:
             client.rerun(run_id, from_task=from_task or None)
     except errors.Conflict as exc:
-        return _run_page(request, run, status=409, message=str(exc))
+        return _run_page(request, run, status=409, message=str(exc), principal=who)
     except errors.NotFound as exc:
-        return _run_page(request, run, status=422, message=str(exc))
+        return _run_page(request, run, status=422, message=str(exc), principal=who)
     except (errors.TransportError, errors.StoreError):
-        return _run_page(request, run, status=503, message=(
+        return _run_page(request, run, status=503, principal=who, message=(
             "The broker or the database cannot be reached: nothing was done. Try again."))
     return RedirectResponse(f"/runs/{run_id}", status_code=303, headers=common.SECURITY_HEADERS)
 

@@ -150,6 +150,7 @@ def test_trigger_form_shows_inline_errors_and_writes_nothing(web: Web, client: C
     form = tree.find("form", id="trigger")
     assert form.find("input", name="param.count").attrs["value"] == "many"
     assert form.find("input", name="param.mode").attrs["value"] == "slow"
+    assert "disabled" not in form.find("fieldset").attrs  # still the operator's form
     assert client.store.count_rows() == before
 
     missing_csrf = op.post("/dags/browser_params/trigger", data={"param.count": "5"})

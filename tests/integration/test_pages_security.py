@@ -164,6 +164,7 @@ def test_viewers_get_no_buttons_and_their_posts_are_refused(hostile: Web) -> Non
     # a running run cannot be rerun: the page says why, and nothing changes
     conflict = op.post(f"/runs/{run_id}/rerun", data={"csrf": hostile.csrf(op)})
     assert conflict.status_code == 409 and "still running" in conflict.text
+    assert parse(conflict.text).find("button", id="cancel")  # the operator's page still
 
     done = op.post(f"/runs/{run_id}/cancel", data={"csrf": hostile.csrf(op)})
     assert done.status_code == 303 and done.headers["location"] == f"/runs/{run_id}"
