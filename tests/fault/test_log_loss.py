@@ -36,3 +36,17 @@ def test_a_killed_workers_log_keeps_its_flushed_lines_and_ends_with_the_marker(
         assert [c.seq for c in lost] == [1, 2]
         assert client.logs(run_id, "dies_talking") == "attempt 2: line before the kill\n"
         assert client.result(run_id, "dies_talking") == "survived at attempt 2"
+
+
+def test_an_attempt_given_up_as_lost_ends_with_the_marker_too(own_stack: LocalStack) -> None:
+    """A task that kills its worker every time: two attempts taken over, the third given
+    up (WorkerLost, by the worker that found it lost); each log ends with the marker."""
+    own_stack.add_worker("target", concurrency=1)
+    with Client(own_stack.settings) as client:
+        run = client.wait(client.submit("suicidal"), timeout=WAIT_S)
+        attempts = run.tasks["suicidal"].attempts
+        assert [(a.outcome, a.error_type) for a in attempts] == [
+            (AttemptOutcome.LOST, "WorkerLost"), (AttemptOutcome.LOST, "WorkerLost"),
+            (AttemptOutcome.FAILED, "WorkerLost")]
+        for a in attempts:
+            assert client.logs(run.id, "suicidal", a.attempt) == LOST_WORKER_MARKER
