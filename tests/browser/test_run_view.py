@@ -63,8 +63,8 @@ def test_run_submitted_from_dag_page_turns_green_live(web: Browsing, runs: Runs,
     web.shot(page)
 
     page.goto("/")
-    dag = page.locator('[data-dag-id="browser_ok"]')
-    expect(dag.locator('.run-dot[data-state="success"]')).to_have_count(1)
+    newest = page.locator('[data-dag-id="browser_ok"] .run-dot').first
+    expect(newest).to_have_attribute("data-state", "success")
 
 
 def test_failing_task_shows_traceback_and_log_lines(web: Browsing, runs: Runs,
