@@ -47,26 +47,20 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
     token = uuid.uuid4().hex
     owner = {"b_now": now, "b_worker": worker, "b_lease": wall + lease_seconds,
              "b_token": token, "b_deadline": wall + timeout if timeout is not None else None}
-    took_over, ready_at = None, None
+    took_over = None
     row = conn.execute(sql.CLAIM, {**key, **owner}).first()
     if row is not None:
         lost, max_attempts, item = row.lost_attempts, row.max_attempts, row.map_item
-        queued_at = row.queued_at
-        # The attempt a parent's release queued (a retry, a resend or a rerun moved
-        # queued_at on since): its start ends a hand-off, for the metrics.
-        if row.ready_at is not None and row.ready_at == queued_at:
-            ready_at = row.ready_at
     else:
         taken = _take_over(conn, key, owner, wall=wall, max_lost=max_lost, now=now)
         if not isinstance(taken, tuple):
             return taken
-        lost, max_attempts, took_over, item, queued_at = taken
+        lost, max_attempts, took_over, item = taken
         attempt = took_over + 1
         key["b_attempt"] = attempt
     conn.execute(sql.START_ATTEMPT, {**key, "b_worker": worker, "b_pid": pid,
                                      "b_celery_id": celery_id, "b_now": now,
-                                     "b_version": version, "b_queued_at": queued_at,
-                                     "b_ready_at": ready_at})
+                                     "b_version": version, "b_first_try": took_over is None})
     upstream: dict[str, Any] = {}
     if data_from:
         upstream = dict(conn.execute(sql.RESULTS_OF, {"b_run": run_id,
@@ -76,7 +70,7 @@ def claim(conn: Connection, run_id: str, task_id: str, attempt: int, *, worker: 
 
 def _take_over(conn: Connection, key: dict[str, Any], owner: dict[str, Any], *, wall: float,
                max_lost: int, now: dt.datetime,
-               ) -> tuple[int, int, int, Any, dt.datetime | None] | GiveUp | Busy | NotDue | None:
+               ) -> tuple[int, int, int, Any] | GiveUp | Busy | NotDue | None:
     """The attempt is not claimable: is it not due yet, or is the task running under a
     lease nobody renews?
 
@@ -105,7 +99,7 @@ def _take_over(conn: Connection, key: dict[str, Any], owner: dict[str, Any], *, 
         return None
     conn.execute(sql.LOSE_ATTEMPT, {**key, "b_attempt": current, "b_now": owner["b_now"]})
     logs.close_lost(conn, key["b_run"], key["b_task"], current, owner["b_now"])
-    return row.lost_attempts + 1, row.max_attempts, current, row.map_item, row.queued_at
+    return row.lost_attempts + 1, row.max_attempts, current, row.map_item
 
 
 def renew_lease(conn: Connection, run_id: str, task_id: str, attempt: int, token: str | None,

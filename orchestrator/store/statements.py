@@ -9,7 +9,22 @@ WHERE clause says which state and attempt it expects.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, case, delete, func, insert, literal, or_, select, true, update
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from orchestrator import errors
 from orchestrator.model.records import LOST_WORKER_MARKER
@@ -73,7 +88,7 @@ CLAIM = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE), _due).values(
     state=TaskState.RUNNING, started_at=bindparam("b_now"), worker=bindparam("b_worker"),
     lease_expires_at=bindparam("b_lease"), token=_token,
     deadline=bindparam("b_deadline"),
-).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item, ti.c.queued_at, ti.c.ready_at)
+).returning(ti.c.lost_attempts, ti.c.max_attempts, ti.c.map_item)
 
 RUNNING_ROW = select(ti.c.state, ti.c.attempt, ti.c.lost_attempts, ti.c.max_attempts,
                      ti.c.lease_expires_at, ti.c.map_item, ti.c.deadline, ti.c.queued_at).where(
@@ -111,13 +126,25 @@ START_MAPPED = update(ti).where(*_this_ti, ti.c.state.in_(CLAIMABLE)).values(
 
 RESULT_OF = select(ti.c.result).where(_run, ti.c.task_id == bindparam("b_task"))
 
-START_ATTEMPT = insert(attempts).values(
-    run_id=bindparam("b_run"), task_id=bindparam("b_task"), attempt=bindparam("b_attempt"),
-    outcome=AttemptOutcome.RUNNING, worker=bindparam("b_worker"), pid=bindparam("b_pid"),
-    celery_id=bindparam("b_celery_id"), started_at=bindparam("b_now"),
-    dag_version=bindparam("b_version", type_=attempts.c.dag_version.type),
-    queued_at=bindparam("b_queued_at", type_=attempts.c.queued_at.type),
-    ready_at=bindparam("b_ready_at", type_=attempts.c.ready_at.type))
+def _to(column: str, name: str) -> BindParameter[Any]:
+    return bindparam(name, type_=attempts.c[column].type)
+
+
+_first_try = bindparam("b_first_try", type_=Boolean())
+START_ATTEMPT = insert(attempts).from_select(
+    ["run_id", "task_id", "attempt", "outcome", "worker", "pid", "celery_id", "started_at",
+     "dag_version", "queued_at", "ready_at"],
+    select(_to("run_id", "b_run"), _to("task_id", "b_task"), _to("attempt", "b_attempt"),
+           literal(AttemptOutcome.RUNNING.value, type_=attempts.c.outcome.type),
+           _to("worker", "b_worker"), _to("pid", "b_pid"), _to("celery_id", "b_celery_id"),
+           _to("started_at", "b_now"), _to("dag_version", "b_version"),
+           ti.c.queued_at,
+           # A hand-off (see tables.py) ends here only for the attempt a parent's release
+           # queued: a retry, a resend or a rerun has moved queued_at on since, and a
+           # takeover (b_first_try false) is no first try.
+           case((_first_try & (ti.c.ready_at == ti.c.queued_at), ti.c.ready_at)),
+           ).where(_run, ti.c.task_id == bindparam("b_task")))
+"""The attempt's row, with its task row's queued_at (and ready_at) copied in the database."""
 
 RESULTS_OF = select(ti.c.task_id, ti.c.result).where(_run, _ids)
 
