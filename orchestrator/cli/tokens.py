@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -72,12 +73,15 @@ def tokens_list(as_json: JsonOpt = False) -> None:
         render.dump([t.model_dump(mode="json") for t in found])
         return
     table = Table("id", "name", "role", "created", "last used", "revoked")
-    table.columns[0].no_wrap = True
+    for column in table.columns:
+        column.no_wrap = True
     for t in found:
-        table.add_row(t.id, escape(t.name), t.role.value, f"{t.created_at:%Y-%m-%d %H:%M:%S}",
-                      f"{t.last_used_at:%Y-%m-%d %H:%M:%S}" if t.last_used_at else "never",
-                      f"{t.revoked_at:%Y-%m-%d %H:%M:%S}" if t.revoked_at else "")
-    render.out.print(table)
+        table.add_row(t.id, escape(t.name), t.role.value, f"{t.created_at:%Y-%m-%d %H:%M}",
+                      f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+                      f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
+    # Piped, each token stays on one line whole (ids are what `revoke` takes).
+    out = render.out if render.out.is_terminal else Console(width=200, soft_wrap=True)
+    out.print(table)
 
 
 @tokens_app.command("revoke")
