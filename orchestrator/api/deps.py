@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from orchestrator.authoring.discovery import DagBag
 from orchestrator.client import Client
+from orchestrator.observability.masking import Masker, masker_for
 from orchestrator.settings import Settings
 
 RESCAN_EVERY_S = 2.0
@@ -27,6 +28,15 @@ def client(request: Request) -> Client:
 
 def settings(request: Request) -> Settings:
     found: Settings = request.app.state.settings
+    return found
+
+
+def masker(request: Request) -> Masker:
+    """The server's masker of its settings' secrets, built once per app."""
+    state = request.app.state
+    if getattr(state, "masker", None) is None:
+        state.masker = masker_for(settings(request))
+    found: Masker = state.masker
     return found
 
 

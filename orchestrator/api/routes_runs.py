@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
-from orchestrator.api import schemas
+from orchestrator.api import deps, schemas
 from orchestrator.api.auth import Operator, Viewer
 from orchestrator.api.deps import ClientDep
 from orchestrator.api.problems import responses
@@ -34,14 +34,15 @@ def list_runs(_who: Viewer, client: ClientDep,
 
 
 @router.get("/runs/{run_id}", response_model=schemas.RunDetail, responses=responses(404))
-def get_run(run_id: RunId, _who: Viewer, client: ClientDep) -> schemas.RunDetail:
+def get_run(run_id: RunId, _who: Viewer, client: ClientDep,
+            request: Request) -> schemas.RunDetail:
     """A run: its state, and per task its state, timings, worker, error and attempts (each
     with its worker, celery_id, error, traceback and DAG version)."""
     run = client.store.get_run(run_id, with_results=False)
     order: list[str] = []
     if run.dag_version is not None:
         order = list(client.store.compiled(run.dag_version).plan.order)
-    return schemas.run_detail(run, order)
+    return schemas.run_detail(run, order, mask=deps.masker(request).mask)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=schemas.Cancelled,

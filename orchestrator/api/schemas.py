@@ -9,6 +9,7 @@ params in a page of runs) and the document stays stable when a record grows a fi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -183,25 +184,37 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
     return (end - start).total_seconds() if start and end else None
 
 
-def _attempt(a: records.Attempt) -> AttemptView:
-    return AttemptView(**a.model_dump(include=set(AttemptView.model_fields)),
-                       duration_s=_seconds(a.started_at, a.finished_at))
+Mask = Callable[[str], str]
 
 
-def _task(t: records.TaskInstance) -> TaskView:
-    fields = set(TaskView.model_fields) - {"attempts", "duration_s"}
-    return TaskView(**t.model_dump(include=fields), duration_s=t.duration_s,
-                    attempts=[_attempt(a) for a in t.attempts])
+def _masked(mask: Mask, value: str | None) -> str | None:
+    return None if value is None else mask(value)
 
 
-def run_detail(run: records.Run, order: list[str] | None = None) -> RunDetail:
-    """``order``: the DAG's task order (mapped instances follow their task)."""
+def _attempt(a: records.Attempt, mask: Mask) -> AttemptView:
+    data = a.model_dump(include=set(AttemptView.model_fields))
+    data.update(error_message=_masked(mask, a.error_message),
+                traceback=_masked(mask, a.traceback))
+    return AttemptView(**data, duration_s=_seconds(a.started_at, a.finished_at))
+
+
+def _task(t: records.TaskInstance, mask: Mask) -> TaskView:
+    fields = set(TaskView.model_fields) - {"attempts", "duration_s", "error"}
+    return TaskView(**t.model_dump(include=fields), error=_masked(mask, t.error),
+                    duration_s=t.duration_s, attempts=[_attempt(a, mask) for a in t.attempts])
+
+
+def run_detail(run: records.Run, order: list[str] | None = None, *,
+               mask: Mask = str) -> RunDetail:
+    """``order``: the DAG's task order (mapped instances follow their task). ``mask``:
+    applied to errors and tracebacks, which quote whatever the failing code had (a
+    setting's secret in a connection error, say)."""
     rank = {t: i for i, t in enumerate(order or [])}
     tasks = sorted(run.tasks.values(), key=lambda t: (
         rank.get(t.map_parent or t.task_id, len(rank)), t.map_parent is not None,
         t.map_index or 0, t.task_id))
     return RunDetail(**run_summary(run).model_dump(), params=run.params,
-                     idempotency_key=run.idempotency_key, tasks=[_task(t) for t in tasks])
+                     idempotency_key=run.idempotency_key, tasks=[_task(t, mask) for t in tasks])
 
 
 class RerunBody(_In):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from _support import mark, record, wait_gate
@@ -34,3 +35,14 @@ def api_step(x: int = 0) -> int:
 @dag(id="api_quick")
 def api_quick(n: int = 1, label: str = "") -> None:
     api_step(n)
+
+
+@task
+def leaky() -> None:
+    # the kind of error that quotes a setting's secret (a connection string, a key)
+    raise RuntimeError(f"cannot sign with {os.environ.get('ORCH_SIGNING_KEY', '')}")
+
+
+@dag(id="api_leaky")
+def api_leaky() -> None:
+    leaky()

@@ -140,3 +140,18 @@ def test_cancel_and_rerun_through_the_api(client: Client, ledger: Ledger) -> Non
     assert [a["outcome"] for a in gated["attempts"]] == ["failed", "success"]
     assert gated["attempts"][0]["error_type"] == "Cancelled"
     assert [t["task_id"] for t in shown["tasks"]] == ["first", "gated", "last"]
+
+
+def test_errors_and_tracebacks_are_masked_in_the_answer(client: Client) -> None:
+    key = client.settings.security.signing_key or ""
+    assert len(key) >= 32
+    run_id = client.submit("api_leaky")
+    assert client.wait(run_id, timeout=60).state == RunState.FAILED
+    stored = client.get_run(run_id).tasks["leaky"]
+    assert key in (stored.attempts[0].traceback or "")  # the worker kept it as it was
+    with api(client, token(client, "viewer")) as http:
+        r = http.get(f"{API}/runs/{run_id}")
+    assert r.status_code == 200 and key not in r.text, r.text
+    (task,) = r.json()["tasks"]
+    assert task["attempts"][0]["error_message"] == "cannot sign with ***"
+    assert "cannot sign with ***" in task["attempts"][0]["traceback"]
