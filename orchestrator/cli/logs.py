@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -47,13 +48,16 @@ def logs_cmd(run_id: RunIdArg, task_id: TaskIdArg,
     """Print the output (stdout, stderr, logging) of a task's attempt, as stored."""
     with client() as c:
         full = c.resolve(run_id)
-        if not follow:
-            _print_after(c, full, task_id, attempt, 0)
-            return
         try:
-            _follow(c, full, task_id, attempt)
+            if follow:
+                _follow(c, full, task_id, attempt)
+            else:
+                _print_after(c, full, task_id, attempt, 0)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # `| head` read what it wanted: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
 
 
 def _print_after(c: Client, run_id: str, task_id: str, attempt: int | None,

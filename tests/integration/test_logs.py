@@ -188,3 +188,20 @@ def test_unknown_run_task_or_attempt(client: Client) -> None:
                 [run.id, "quiet", "--attempt", "0"]):
         proc = _cli(client.settings, "logs", *bad)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (bad, proc.stderr)
+
+
+def test_orchestrator_logs_stops_quietly_when_its_reader_does(client: Client) -> None:
+    run = client.wait(client.submit("logs_flood", {"lines": 4000}), timeout=WAIT_S)
+    with subprocess.Popen([sys.executable, "-m", "orchestrator", "logs", run.id, "flood"],
+                          cwd=ROOT, env=_env(client.settings), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            assert proc.stdout.readline().startswith("flood line 00000 ")
+            proc.stdout.close()  # like `| head -1`: more than a pipe's buffer is to come
+            assert proc.wait(timeout=WAIT_S) == 0
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
