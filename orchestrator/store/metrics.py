@@ -99,7 +99,8 @@ def _seconds(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
     then ``.ffffff``) go through julianday, rounded back to the integer they are, and
     the fractions are subtracted as numbers."""
     if dialect == "postgresql":
-        return func.extract("epoch", later - earlier)
+        # date_part is a double; EXTRACT is a numeric since PostgreSQL 14, twice as slow
+        return func.date_part("epoch", later - earlier)
 
     def whole(col: Any) -> ColumnElement[Any]:
         return func.julianday(func.substr(col, 1, 19))
@@ -144,20 +145,28 @@ class _Statements:
     oldest: Select[Any]
 
 
+def _rows(dialect: str, rows: Select[Any], name: str) -> Any:
+    """SQLite would compute each row's durations again for every bucket's CASE, so they
+    are computed once, in a MATERIALIZED common table expression (measured: 4 s -> 1 s at
+    200,000 attempts). PostgreSQL's are cheap, and it aggregates a plain subquery in
+    parallel (materialized, it spilled to disk and took three times as long)."""
+    if dialect == "postgresql":
+        return rows.subquery(name)
+    return rows.cte(name).prefix_with("MATERIALIZED")
+
+
 def _build(dialect: str) -> _Statements:
-    """Each duration is computed once per row, in a MATERIALIZED common table expression:
-    inline, the database would compute it again for every bucket's CASE."""
     r, a, ti = runs, attempts, task_instances
-    w = select(r.c.dag_id, r.c.state,
-               _seconds(dialect, r.c.finished_at, r.c.created_at).label("d"),
-               ).cte("run_rows").prefix_with("MATERIALIZED")
+    w = _rows(dialect, select(r.c.dag_id, r.c.state,
+                              _seconds(dialect, r.c.finished_at, r.c.created_at).label("d")),
+              "run_rows")
     by_run = select(w.c.dag_id, w.c.state, func.count().label("n"),
                     *_buckets(w.c.d, RUN_BUCKETS, "d")).group_by(w.c.dag_id, w.c.state)
-    w = (select(r.c.dag_id, r.c.dag_version, _mapped_task(dialect, a.c.task_id).label("task"),
-                a.c.outcome, _seconds(dialect, a.c.started_at, a.c.queued_at).label("q"),
-                _seconds(dialect, a.c.started_at, a.c.ready_at).label("h"))
-         .select_from(a.join(r, r.c.id == a.c.run_id))
-         ).cte("attempt_rows").prefix_with("MATERIALIZED")
+    w = _rows(dialect, select(
+        r.c.dag_id, r.c.dag_version, _mapped_task(dialect, a.c.task_id).label("task"),
+        a.c.outcome, _seconds(dialect, a.c.started_at, a.c.queued_at).label("q"),
+        _seconds(dialect, a.c.started_at, a.c.ready_at).label("h"),
+    ).select_from(a.join(r, r.c.id == a.c.run_id)), "attempt_rows")
     by_attempt = (
         select(w.c.dag_id, w.c.dag_version, w.c.task, w.c.outcome, func.count().label("n"),
                *_buckets(w.c.q, LATENCY_BUCKETS, "q"), *_buckets(w.c.h, LATENCY_BUCKETS, "h"))
