@@ -309,9 +309,9 @@ def _node(box: Box, v: NodeView) -> Markup:
         NODE_W, NODE_H))
     inner.append(Markup('<text class="label" x="10" y="{:.0f}">{}</text>').format(
         NODE_H / 2 + 4, _label(box.id)))
-    if v.counts is not None:
+    if v.counts is not None or v.mapped:  # a mapped node's counts arrive live
         inner.append(Markup('<text class="counts" x="{}" y="{:.0f}" text-anchor="end">{}'
-                            '</text>').format(NODE_W - 8, NODE_H / 2 + 4, v.counts))
+                            '</text>').format(NODE_W - 8, NODE_H / 2 + 4, v.counts or ""))
     body = Markup("").join(inner)
     if v.href is not None:
         body = Markup('<a href="{}">{}</a>').format(v.href, body)

@@ -74,11 +74,11 @@ def dag_list(request: Request) -> Response:
     who = common.signed_in(request)
     if isinstance(who, Response):
         return who
-    client = deps.client(request)
-    dags = client.dags()
-    recent = client.store.recent_runs([d.id for d in dags], RECENT)
+    bag = deps.dagbag(request)  # rescanned every few seconds: new files show up
+    dags = sorted(bag.dags.values(), key=lambda d: d.id)
+    recent = deps.client(request).store.recent_runs([d.id for d in dags], RECENT)
     items = [{"dag": d, "runs": recent.get(d.id, [])} for d in dags]
-    load_errors = sorted((path, str(e)) for path, e in client.dag_errors().items())
+    load_errors = sorted((path, str(e)) for path, e in bag.errors.items())
     return common.render(request, "dags.html", dags=items, load_errors=load_errors)
 
 
@@ -86,7 +86,7 @@ def dag_list(request: Request) -> Response:
 
 def _dag_or_404(request: Request, dag_id: str) -> CompiledDag | HTMLResponse:
     try:
-        return deps.client(request).dag(dag_id)
+        return deps.dagbag(request).get(dag_id)
     except errors.NotFound:
         return common.error_page(request, 404, "No such DAG",
                                  f"No DAG {dag_id!r} is loaded from the DAG folder.")

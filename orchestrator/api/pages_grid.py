@@ -60,7 +60,7 @@ def grid_page(request: Request, dag_id: str, limit: str = str(GRID_LIMIT),
         return who
     client = deps.client(request)
     try:
-        dag = client.dag(dag_id)
+        dag = deps.dagbag(request).get(dag_id)
     except errors.NotFound:
         return common.error_page(request, 404, "No such DAG",
                                  f"No DAG {dag_id!r} is loaded from the DAG folder.")

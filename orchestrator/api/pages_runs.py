@@ -55,21 +55,37 @@ def _run_or_page(request: Request, run_id: str) -> records.Run | Response:
         full = client.resolve(run_id)
         if full != run_id:
             return RedirectResponse(f"/runs/{full}", status_code=303)
-        return client.store.get_run(run_id, with_results=False)
+        return _masked(request, client.store.get_run(run_id, with_results=False))
     except errors.AmbiguousRun as exc:
         return common.error_page(request, 404, "Which run?", str(exc))
     except errors.NotFound:
         return common.error_page(request, 404, "No such run", f"There is no run {run_id!r}.")
 
 
-def _dag_of(client: Client, run: records.Run) -> CompiledDag | None:
+def _dag_of(request: Request, run: records.Run) -> CompiledDag | None:
     """The DAG version the run was submitted with (its graph), else the loaded one."""
     try:
         if run.dag_version:
-            return client.store.compiled(run.dag_version)
-        return client.dag(run.dag_id)
+            return deps.client(request).store.compiled(run.dag_version)
+        return deps.dagbag(request).get(run.dag_id)
     except errors.NotFound:
         return None
+
+
+def _masked(request: Request, run: records.Run) -> records.Run:
+    """The run with its errors and tracebacks masked, as the API masks them: they quote
+    whatever the failing code had, a setting's secret in a connection error, say."""
+    mask = deps.masker(request).mask
+
+    def m(value: str | None) -> str | None:
+        return None if value is None else mask(value)
+
+    tasks = {}
+    for task_id, ti in run.tasks.items():
+        attempts = [a.model_copy(update={"error_message": m(a.error_message),
+                                         "traceback": m(a.traceback)}) for a in ti.attempts]
+        tasks[task_id] = ti.model_copy(update={"error": m(ti.error), "attempts": attempts})
+    return run.model_copy(update={"tasks": tasks})
 
 
 # -- a run ----------------------------------------------------------------------------------
@@ -92,26 +108,31 @@ def _views(run: records.Run, dag: CompiledDag) -> dict[str, graph.NodeView]:
     return out
 
 
+def failed_of(run: records.Run) -> list[records.TaskInstance]:
+    """The tasks whose attempts failed (a mapped task's failed instances, not the mapped
+    task itself: their tracebacks are the story)."""
+    return [t for t in run.tasks.values() if t.state == TaskState.FAILED
+            and not (t.map_count is not None and t.map_failed)]
+
+
 def _run_page(request: Request, run: records.Run, *, status: int = 200,
               message: str | None = None, message_kind: str = "error",
               principal: auth.Principal | None = None) -> HTMLResponse:
     client = deps.client(request)
-    dag = _dag_of(client, run)
+    dag = _dag_of(request, run)
     order = list(dag.plan.order) if dag else []
     order += [t for t, ti in run.tasks.items() if ti.map_parent is None and t not in order]
     top = [run.tasks[t] for t in order if t in run.tasks]
-    failed = [t for t in run.tasks.values() if t.state == TaskState.FAILED
-              and not (t.map_count is not None and t.map_failed)]
     sections = [(ti, _instances(run, ti.task_id) if ti.map_count is not None else None,
                  _sig_of(ti)) for ti in top]
     svg = common.svg_of(dag, _views(run, dag)) if dag else ""
-    tally: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for ti in top:
-        tally[ti.state.value] = tally.get(ti.state.value, 0) + 1
-    counts = [(s, tally[s]) for s in common.TASK_STATES if s in tally]
+        counts[ti.state.value] = counts.get(ti.state.value, 0) + 1
     return common.render(request, "run.html", status=status, principal=principal, run=run,
                          graph=svg,
-                         sections=sections, failed=failed, task_order=order, counts=counts,
+                         sections=sections, failed=failed_of(run), task_order=order,
+                         counts=counts,
                          flower_url=client.settings.server.flower_url.rstrip("/"),
                          message=message, message_kind=message_kind)
 
@@ -134,10 +155,11 @@ def run_page(request: Request, run_id: str, task: str | None = None,
             fragment_instances=_instances(run, task) if ti.map_count is not None else None,
             flower_url=deps.client(request).settings.server.flower_url.rstrip("/"))
     if part == "header":  # app.js: the header again once the run ended (rerun, not cancel)
-        dag = _dag_of(deps.client(request), run)
+        dag = _dag_of(request, run)
         principal = auth.authenticate(request)
         return common.fragment(
             "_run_header.html", run=run, csrf=common.csrf_of(request), message=None,
+            failed=failed_of(run),
             message_kind="", task_order=list(dag.plan.order) if dag else [],
             is_operator=principal is not None and principal.role == auth.Role.OPERATOR)
     return _run_page(request, run)
@@ -201,7 +223,7 @@ def _act(request: Request, run_id: str, csrf: str, action: str,
         return who
     client = deps.client(request)
     try:
-        run = client.store.get_run(run_id, with_results=False)
+        run = _masked(request, client.store.get_run(run_id, with_results=False))
     except errors.NotFound:
         return common.error_page(request, 404, "No such run", f"There is no run {run_id!r}.")
     try:

@@ -174,3 +174,26 @@ def test_viewers_get_no_buttons_and_their_posts_are_refused(hostile: Web) -> Non
     assert after.find("button", id="rerun") and not after.find_all("button", id="cancel")
     again = op.post(f"/runs/{run_id}/cancel", data={"csrf": hostile.csrf(op)})
     assert again.status_code == 409 and "already cancelled" in again.text
+
+
+def test_errors_and_tracebacks_are_masked_as_in_the_api(hostile: Web) -> None:
+    client = hostile.client
+    secret = client.settings.security.signing_key
+    assert secret
+    dag = client.dag("hostile")
+    run_id = hostile.store_run(dag)
+    claim = client.store.claim(run_id, "first", 1, worker="w@host", pid=1, lease_seconds=60,
+                               data_from=[], max_lost=3)
+    assert isinstance(claim, Claim)
+    client.store.fail(run_id, "first", 1, error_type="ConnectionError",
+                      message=f"cannot connect with key {secret}",
+                      traceback=f"Traceback ...\nConnectionError: key={secret}\n",
+                      retry_in=None, p=dag.plan, token=claim.token)
+    viewer = hostile.as_role("viewer")
+    for path in [f"/runs/{run_id}", f"/runs/{run_id}?task=first",
+                 f"/runs/{run_id}/tasks/first/log?attempt=1"]:
+        text = viewer.get(path).text
+        assert secret not in text, path
+        assert "***" in text, path
+    attempt = page(viewer, f"/runs/{run_id}").find("section", "task", data_task_id="first")
+    assert attempt.find("pre", "traceback").text == "Traceback ...\nConnectionError: key=***\n"

@@ -146,7 +146,25 @@
         .catch(function () { /* the page is right but for its buttons */ });
     }
 
+    function tally(snap) {
+      var bar = document.querySelector(".state-filter");
+      if (!bar) { return; }
+      var n = {};
+      Object.keys(snap.tasks).forEach(function (id) {
+        var s = snap.tasks[id].state;
+        n[s] = (n[s] || 0) + 1;
+      });
+      bar.querySelectorAll("button[data-filter]").forEach(function (b) {
+        var s = b.dataset.filter;
+        if (s === "") { return; }
+        var count = b.querySelector(".n");
+        if (count) { count.textContent = String(n[s] || 0); }
+        b.hidden = !n[s] && b.getAttribute("aria-pressed") !== "true";
+      });
+    }
+
     function apply(snap) {
+      tally(snap);
       var el = document.getElementById("run");
       el.dataset.state = snap.run.state;
       setBadge(el.querySelector(".run-badge .badge"), snap.run.state);
