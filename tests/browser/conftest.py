@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     ViewportSize,
     expect,
@@ -144,6 +145,7 @@ class Browsing:
         self.contexts: list[BrowserContext] = []
         self.pages: list[Page] = []
         self.shots: list[Path] = []
+        self.script_errors: list[str] = []
 
     def open(self, role: str = "operator", *, viewport: ViewportSize | None = None,
              **options: Any) -> Page:
@@ -152,9 +154,20 @@ class Browsing:
         ctx.set_default_timeout(WAIT_MS)
         self.contexts.append(ctx)
         page = ctx.new_page()
+        # Our JavaScript failing would leave a page that looks right and stays stale.
+        page.on("pageerror", lambda exc: self.script_errors.append(f"{page.url}: {exc}"))
+        page.on("console", lambda msg: self._console(page, msg))
         self.pages.append(page)
         sign_in(page, self.server.token(role))
         return page
+
+    def _console(self, page: Page, msg: ConsoleMessage) -> None:
+        # The document's own status (a 422 form page) is the test's business; a script,
+        # style or stream failing to load is not.
+        own = msg.text.startswith("Failed to load resource") and \
+            msg.location.get("url") == page.url
+        if msg.type == "error" and not own:
+            self.script_errors.append(f"{page.url}: {msg.text}")
 
     def shot(self, page: Page, suffix: str = "") -> Path:
         path = self.folder / f"{self.name}{suffix}.png"
@@ -168,6 +181,7 @@ class Browsing:
                 self.shot(self.pages[-1])
         for ctx in self.contexts:
             ctx.close()
+        assert not self.script_errors, f"errors in the pages' scripts: {self.script_errors}"
 
 
 @pytest.fixture
