@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orchestrator.api.problems import HTTPProblem
 from orchestrator.authoring.discovery import DagBag
 from orchestrator.client import Client
 from orchestrator.observability.masking import Masker, masker_for
@@ -53,6 +55,17 @@ def dagbag(request: Request) -> DagBag:
                 c.dagbag.refresh()
                 state.dags_scanned_at = time.monotonic()
     return c.dagbag
+
+
+def single_query_values(request: Request) -> None:
+    """Refuse a query parameter given more than once: none of the API's takes a list, and
+    FastAPI would silently use the last (``?dag_id=a&dag_id=b`` listing b's runs)."""
+    counts = Counter(k for k, _ in request.query_params.multi_items())
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        raise HTTPProblem(422, f"the request is invalid: {len(repeated)} problem(s)",
+                          problems=[f"query.{k[:100]}: given more than once"
+                                    for k in repeated[:20]])
 
 
 ClientDep = Annotated[Client, Depends(client)]

@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator import errors
-from orchestrator.api import deps
 
 log = logging.getLogger("orchestrator.api")
 
@@ -119,7 +118,7 @@ async def _orchestrator(request: Request, exc: Exception) -> ProblemResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
-    store = deps.client(request).store
+    store = request.app.state.client.store  # not deps: deps raises our problems
     if store.unreachable(exc):
         log.warning("database unreachable: %s", store.describe(exc))
         return problem(503, "the state database is not available; try again later")

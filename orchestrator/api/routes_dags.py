@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Depends, Header, Path, Response
 
-from orchestrator.api import schemas
+from orchestrator.api import deps, schemas
 from orchestrator.api.auth import Operator, Viewer
 from orchestrator.api.deps import ClientDep, DagBagDep
 from orchestrator.api.problems import responses
 from orchestrator.model import limits
 
-router = APIRouter(tags=["dags"])
+router = APIRouter(tags=["dags"], dependencies=[Depends(deps.single_query_values)])
 
 DagId = Annotated[str, Path(max_length=limits.MAX_ID_LENGTH, description="A DAG id.")]
 

@@ -14,11 +14,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.api import schemas
+from orchestrator.api import deps, schemas
 from orchestrator.api.auth import Viewer
 from orchestrator.api.deps import ClientDep
 from orchestrator.api.problems import HTTPProblem, responses
@@ -26,7 +26,7 @@ from orchestrator.client import Client
 from orchestrator.model import limits, records
 from orchestrator.model.states import AttemptOutcome
 
-router = APIRouter(tags=["logs"])
+router = APIRouter(tags=["logs"], dependencies=[Depends(deps.single_query_values)])
 
 POLL_S = 0.1
 """Between two reads of a followed log: well under the 0.5 s the issue allows from a

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from orchestrator.api import deps, schemas
 from orchestrator.api.auth import Operator, Viewer
@@ -13,7 +13,7 @@ from orchestrator.api.problems import responses
 from orchestrator.model import limits
 from orchestrator.model.states import RunState
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], dependencies=[Depends(deps.single_query_values)])
 
 RunId = Annotated[str, Path(pattern=schemas.RUN_ID_PATTERN,
                             description=f"A run id ({limits.RUN_ID_LENGTH} hex digits).")]

@@ -153,3 +153,5 @@ def test_bad_cursors_and_limits_are_refused(client: Client) -> None:
         for limit in ("0", "501", "-1", "x"):
             problem(http.get(f"{API}/runs", params={"limit": limit}), 422)
         problem(http.get(f"{API}/runs", params={"state": "sleeping"}), 422)
+        twice = problem(http.get(f"{API}/runs?dag_id={dag.id}&dag_id=other&limit=2"), 422)
+        assert twice["problems"] == ["query.dag_id: given more than once"]  # not the last
