@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 
 from orchestrator.api.problems import HTTPProblem
 from orchestrator.authoring.discovery import DagBag
@@ -57,15 +58,31 @@ def dagbag(request: Request) -> DagBag:
     return c.dagbag
 
 
-def single_query_values(request: Request) -> None:
-    """Refuse a query parameter given more than once: none of the API's takes a list, and
-    FastAPI would silently use the last (``?dag_id=a&dag_id=b`` listing b's runs)."""
+def _query_names(route: APIRoute) -> frozenset[str]:
+    found: set[str] = set()
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        found.update(f.alias for f in dependant.query_params)
+        stack.extend(dependant.dependencies)
+    return frozenset(found)
+
+
+def strict_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take (``?stat=failed`` would list every
+    run) or given more than once (none takes a list; FastAPI would keep the last)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)
     counts = Counter(k for k, _ in request.query_params.multi_items())
-    repeated = sorted(k for k, n in counts.items() if n > 1)
-    if repeated:
-        raise HTTPProblem(422, f"the request is invalid: {len(repeated)} problem(s)",
-                          problems=[f"query.{k[:100]}: given more than once"
-                                    for k in repeated[:20]])
+    problems = [f"query.{k[:100]}: given more than once"
+                for k, n in sorted(counts.items()) if n > 1 and k in known]
+    problems += [f"query.{k[:100]}: unknown parameter; this route takes: "
+                 f"{', '.join(sorted(known)) or 'none'}" for k in sorted(counts) if k not in known]
+    if problems:
+        raise HTTPProblem(422, f"the request is invalid: {len(problems)} problem(s)",
+                          problems=problems[:20])
 
 
 ClientDep = Annotated[Client, Depends(client)]

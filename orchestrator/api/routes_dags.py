@@ -12,7 +12,7 @@ from orchestrator.api.deps import ClientDep, DagBagDep
 from orchestrator.api.problems import responses
 from orchestrator.model import limits
 
-router = APIRouter(tags=["dags"], dependencies=[Depends(deps.single_query_values)])
+router = APIRouter(tags=["dags"], dependencies=[Depends(deps.strict_query)])
 
 DagId = Annotated[str, Path(max_length=limits.MAX_ID_LENGTH, description="A DAG id.")]
 

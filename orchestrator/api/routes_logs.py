@@ -26,7 +26,7 @@ from orchestrator.client import Client
 from orchestrator.model import limits, records
 from orchestrator.model.states import AttemptOutcome
 
-router = APIRouter(tags=["logs"], dependencies=[Depends(deps.single_query_values)])
+router = APIRouter(tags=["logs"], dependencies=[Depends(deps.strict_query)])
 
 POLL_S = 0.1
 """Between two reads of a followed log: well under the 0.5 s the issue allows from a

@@ -13,7 +13,7 @@ from orchestrator.api.problems import responses
 from orchestrator.model import limits
 from orchestrator.model.states import RunState
 
-router = APIRouter(tags=["runs"], dependencies=[Depends(deps.single_query_values)])
+router = APIRouter(tags=["runs"], dependencies=[Depends(deps.strict_query)])
 
 RunId = Annotated[str, Path(pattern=schemas.RUN_ID_PATTERN,
                             description=f"A run id ({limits.RUN_ID_LENGTH} hex digits).")]

@@ -155,3 +155,6 @@ def test_bad_cursors_and_limits_are_refused(client: Client) -> None:
         problem(http.get(f"{API}/runs", params={"state": "sleeping"}), 422)
         twice = problem(http.get(f"{API}/runs?dag_id={dag.id}&dag_id=other&limit=2"), 422)
         assert twice["problems"] == ["query.dag_id: given more than once"]  # not the last
+        typo = problem(http.get(f"{API}/runs", params={"stat": "failed"}), 422)
+        assert typo["problems"] == ["query.stat: unknown parameter; this route takes: "
+                                    "cursor, dag_id, limit, state"]  # not every run
