@@ -17,7 +17,7 @@ import binascii
 import datetime as dt
 import re
 
-from sqlalchemy import Connection, and_, or_, select, text
+from sqlalchemy import Connection, or_, select, text
 
 from orchestrator import errors
 from orchestrator.model import limits, records
@@ -66,10 +66,12 @@ def runs_page(conn: Connection, *, dag_id: str | None, state: RunState | None, l
         q = q.where(runs.c.state == state.value)
     if cursor is not None:
         at, last = decode_cursor(cursor)
-        # Spelled out rather than a row-value comparison: both backends use the index
-        # for it, and SQLite's planner does not always for (a, b) < (x, y).
-        q = q.where(or_(runs.c.created_at < at, and_(runs.c.created_at == at,
-                                                     runs.c.id < last)))
+        # Spelled out rather than a row-value comparison, which SQLite's planner does not
+        # always seek with. The bound `created_at <= at` is what both planners seek the
+        # index with: the OR alone was a filter over every run before the page (measured
+        # 90,000 runs deep: 17 ms on SQLite and 20 ms on PostgreSQL against 0.1-0.2 ms).
+        q = q.where(runs.c.created_at <= at,
+                    or_(runs.c.created_at < at, runs.c.id < last))
     q = q.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
     rows = conn.execute(q).mappings().all()
     page = [records.Run.model_validate({"params": {}, **r}) for r in rows[:limit]]

@@ -31,9 +31,10 @@ _RUN_COLUMNS = (runs.c.id, runs.c.state, runs.c.created_at, runs.c.finished_at,
                 runs.c.dag_version, runs.c.total_tasks, runs.c.unfinished)
 _newest_first = (runs.c.created_at.desc(), runs.c.id.desc())
 _of_dag = runs.c.dag_id == bindparam("b_dag")
-_before = or_(runs.c.created_at < bindparam("b_at", type_=runs.c.created_at.type),
-              and_(runs.c.created_at == bindparam("b_at", type_=runs.c.created_at.type),
-                   runs.c.id < bindparam("b_id")))
+_at = bindparam("b_at", type_=runs.c.created_at.type)
+# `created_at <= at` is the bound the index is sought with (store/browse.py says why)
+_before = and_(runs.c.created_at <= _at, or_(runs.c.created_at < _at,
+                                             runs.c.id < bindparam("b_id")))
 FIRST_PAGE = select(*_RUN_COLUMNS).where(_of_dag).order_by(*_newest_first).limit(
     bindparam("b_limit"))
 LATER_PAGE = select(*_RUN_COLUMNS).where(_of_dag, _before).order_by(*_newest_first).limit(
