@@ -101,8 +101,13 @@ def test_invalid_params_list_every_problem_and_write_and_send_nothing(
         huge = b'{"params": {"name": "' + b"x" * (5 * c.settings.limits.max_params_bytes) + b'"}}'
         problem(http.post(f"{API}/dags/typed/runs", content=huge,
                           headers={"content-type": "application/json"}), 413)
-        problem(http.post(f"{API}/dags/typed/runs", content=b"{not json",
-                          headers={"content-type": "application/json"}), 422)
+        hostile = [b"{not json", b'{"params": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                   b'{"params": {"name": ' + b"9" * 5000 + b"}}",
+                   b'{"params": {"name": "ada", "times": 1e999}}', b"\xff\xfe{}",
+                   b'{"params": {"name": "ada", "times": NaN}}', b"[]", b"null"]
+        for body in hostile:
+            problem(http.post(f"{API}/dags/typed/runs", content=body,
+                              headers={"content-type": "application/json"}), 422)
         assert c.store.count_rows() == before
         assert _queued(c) == 0
         # the same checks see a write and a send when there is one
