@@ -53,7 +53,7 @@ tasks:
 
 COVERED = {"run", "cancel", "rerun", "worker", "coordinator", "up", "quickstart",
            "dags list", "dags validate", "runs list", "runs show", "db upgrade", "db current",
-           "logs"}
+           "logs", "server", "tokens create", "tokens list", "tokens revoke"}
 """Every command, each run below (`worker` and `coordinator` by the stacks)."""
 
 
@@ -160,6 +160,12 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
         p.cli(folder, env, "dags", "validate")
         p.cli(folder, env, "db", "current")
         p.cli(folder, env, "db", "upgrade")
+        # the token it prints is the one thing it should print; no setting's secret
+        assert p.cli(folder, env, "tokens", "create", "--role", "viewer", "--name",
+                     "battery").startswith("orch_")
+        p.cli(folder, env, "tokens", "list")
+        p.cli(folder, env, "tokens", "list", "--json")
+        p.cli(folder, env, "tokens", "revoke", "battery")
         run = json.loads(p.cli(folder, env, "run", "secrets_env", "--wait", "--json", ok=(1,)))
         got = _env_of(run)
         assert got["DECLARED"] == "declared-value" and got["ORCH_RUN_ID"] == run["id"]
