@@ -108,21 +108,25 @@ class DagBag:
         return isolation.check([(f, f.stem) for f in runs], self.path, self.import_timeout)
 
     def _merge(self) -> None:
-        self.dags, self.errors = {}, {}
+        # Built aside and swapped in at once: a server thread reading the bag while
+        # another rescans never sees it empty.
+        dags: dict[str, CompiledDag] = {}
+        errs: dict[str, errors.DagError] = {}
         for file, loaded in sorted(self._files.items()):
             if loaded.error is not None:
-                self.errors[str(file)] = loaded.error
+                errs[str(file)] = loaded.error
                 continue
             for d in loaded.dags:
-                existing = self.dags.get(d.id)
+                existing = dags.get(d.id)
                 if existing is not None and existing.spec is d.spec:
                     continue  # the same DAG object, aliased or imported by another file
                 if existing is not None:
-                    self.errors[str(file)] = errors.DagError(
+                    errs[str(file)] = errors.DagError(
                         f"DAG id {d.id!r} is also defined in {existing.spec.source}",
                         source=str(file))
                     continue
-                self.dags[d.id] = d
+                dags[d.id] = d
+        self.dags, self.errors = dags, errs
 
 
 def load(path: Path | str, *, max_tasks: int = _DEFAULTS["max_tasks"].default,
