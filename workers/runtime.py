@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -170,11 +171,11 @@ class Runtime:
             self._heartbeat.clear()
             return self._failed(task, dag, run_id, task_id, t, claim,
                                 errors.TaskTimeout.__name__,
-                                f"exceeded its timeout of {t.timeout} s", traceback.format_exc())
+                                f"exceeded its timeout of {t.timeout} s", _traceback())
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
             return self._failed(task, dag, run_id, task_id, t, claim, type(exc).__name__,
-                                str(exc), traceback.format_exc())
+                                str(exc), _traceback())
         self._heartbeat.clear()
         chosen = None
         if t.branch:
@@ -245,6 +246,21 @@ class Runtime:
             raise Retry(f"{error_type}: {message}; attempt {next_attempt} in {wait:.2f} s",
                         when=wait)
         raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}")
+
+
+_OUR_FRAMES = frozenset({__file__, operators.__file__})
+
+
+def _traceback() -> str:
+    """The exception being handled, from the first frame that is not ours: the run view
+    and the API show where the task's own code failed, not how a worker called it."""
+    exc = sys.exc_info()[1]
+    assert exc is not None
+    tb = exc.__traceback__
+    while (tb is not None and tb.tb_next is not None
+           and tb.tb_frame.f_code.co_filename in _OUR_FRAMES):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def _names_its_task(task: Task, dag: CompiledDag, t: spec.TaskSpec) -> bool:
