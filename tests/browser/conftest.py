@@ -58,10 +58,12 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
     # Playwright launches Chromium with its sandbox off by default (chromium_sandbox=False),
-    # which is what running as root needs; no extra flags.
+    # which is what running as root needs; no extra flags. Module scope, not session:
+    # while Playwright's sync API is open, an event loop runs in this thread, and the
+    # other tiers' asyncio.run() calls would fail after the browser tests.
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(chromium), headless=True)
         yield b
