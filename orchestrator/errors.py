@@ -81,12 +81,24 @@ class UnknownToken(NotFound):
     """No live API token with that id or name exists."""
 
 
+class UnknownPool(NotFound):
+    """No pool of that name exists."""
+
+
+class UnknownBackfill(NotFound):
+    """No backfill with that id exists."""
+
+
 class Conflict(OrchestratorError):
     """The request conflicts with the current state."""
 
 
 class TaskNotFinished(Conflict):
     """The task has no result yet."""
+
+
+class DagPaused(Conflict):
+    """The DAG is paused: it gets no scheduled or triggered runs until unpaused."""
 
 
 class ConfigError(OrchestratorError, ValueError):
@@ -155,3 +167,7 @@ class Cancelled(TaskFailure):
 
 class UnresolvableTask(TaskFailure):
     """No task of that name is in the worker's DAG folder, even after a re-scan."""
+
+
+class SensorTimeout(TaskFailure):
+    """A sensor's condition was still not met when its timeout passed."""

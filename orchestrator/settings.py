@@ -154,6 +154,17 @@ class CoordinatorSettings(_Area):
     reconcile_interval: float = _var(
         "ORCH_RECONCILE_INTERVAL", 5.0,
         "Seconds between two passes of the coordinator's reconciler.", gt=0)
+    schedule_interval: float = _var(
+        "ORCH_SCHEDULE_INTERVAL", 1.0,
+        "Seconds between two passes of the coordinator's scheduler (cron ticks, backfills, "
+        "sensors due).", gt=0, le=60)
+    misfire_grace: float = _var(
+        "ORCH_SCHEDULE_MISFIRE_GRACE", 60.0,
+        "With catchup none, a tick handled more than this many seconds late is skipped "
+        "(counted on the schedule) instead of run.", ge=0)
+    max_backfill_runs: int = _var(
+        "ORCH_MAX_BACKFILL_RUNS", 100_000,
+        "Most logical times one backfill may cover.", ge=1)
 
 
 class FlowerSettings(_Area):

@@ -72,6 +72,8 @@ class Outcomes:
             if change.retry is not None:
                 task_id, attempt, delay = change.retry
                 self.send(dag, run_id, [(task_id, attempt)], countdown=delay)
+            if change.started_runs or change.elsewhere:
+                self._send_elsewhere(change)
         finally:
             if change.terminate:
                 self._terminate(change.terminate)
@@ -79,6 +81,28 @@ class Outcomes:
                 self.woke(run_id, change.run_state)
             if self.hooks:
                 self._announce(dag.id, change)
+
+    def _send_elsewhere(self, change: Change) -> None:
+        """Send what this transaction made ready in other runs: the queued tasks of runs
+        it started, and waiters of other runs it gave a freed slot. Each run is tried on
+        its own: one that cannot be sent is marked unsent for the coordinator."""
+        heads: dict[str, list[tuple[str, int]]] = {}
+        for run_id in change.started_runs:
+            heads.setdefault(run_id, []).extend(self.store.queued_tasks(run_id))
+        for run_id, task_id, attempt in change.elsewhere:
+            heads.setdefault(run_id, []).append((task_id, attempt))
+        failed: errors.TransportError | None = None
+        for run_id, queued in heads.items():
+            header = self.store.header(run_id)
+            other = self.dag_of(header)
+            if run_id in change.started_runs and self.hooks:
+                self.hooks.run_started(RunEvent(other.id, run_id, RunState.RUNNING))
+            try:
+                self.send(other, run_id, list(dict.fromkeys(queued)))
+            except errors.TransportError as exc:
+                failed = exc
+        if failed is not None:
+            raise failed
 
     def _terminate(self, celery_ids: Sequence[str]) -> None:
         try:

@@ -12,6 +12,7 @@ import dataclasses
 from collections import deque
 
 from orchestrator import errors
+from orchestrator.model import cycles
 from orchestrator.model import spec as spec_
 from orchestrator.model.triggers import TriggerRule
 
@@ -111,6 +112,6 @@ def _topological(upstream: dict[str, tuple[str, ...]],
             if indeg[c] == 0:
                 ready.append(c)
     if len(order) != len(upstream):  # spec.check rejects cycles first; this guards misuse
-        cycle = spec_.find_cycle(upstream) or []
+        cycle = cycles.find_cycle(upstream) or []
         raise errors.CycleError(cycle)
     return tuple(order)

@@ -8,7 +8,7 @@ both end in :func:`build`, which returns a frozen :class:`DagSpec` or raises a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
 from orchestrator.model import limits, params
+from orchestrator.model.cycles import find_cycle
 from orchestrator.model.triggers import TriggerRule
 
 ID_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_-]{{0,{limits.MAX_ID_LENGTH - 1}}}$"
@@ -85,6 +86,31 @@ class ParamSpec(_Frozen):
     description: str = ""
 
 
+class SensorSpec(_Frozen):
+    """A sensor pokes its function until it returns something truthy, between pokes
+    holding no worker slot (the wait is a wake-up time in the database)."""
+
+    poke_interval: float = Field(default=30.0, gt=0, le=MAX_TIMEOUT)
+    timeout: float = Field(default=3600.0, gt=0, le=MAX_TIMEOUT)
+
+
+def _drop_defaults(data: Any, defaults: Mapping[str, Any]) -> Any:
+    """Keys added since versions were hashed are left out at their default, so the
+    version of every DAG that does not use them stays the same."""
+    if isinstance(data, dict):
+        for key, default in defaults.items():
+            if key in data and data[key] == default:
+                del data[key]
+    return data
+
+
+_TASK_LATER_KEYS: dict[str, Any] = {"env": {}, "outlets": [], "pool": None, "pool_slots": 1,
+                                    "priority": 0, "sensor": None}
+_DAG_LATER_KEYS: dict[str, Any] = {
+    "schedule": None, "timezone": "UTC", "catchup": "latest", "max_catchup": 100,
+    "max_active_runs": None, "overlap": "skip", "max_active_tasks": None}
+
+
 class TaskSpec(_Frozen):
     id: str
     kind: Literal["python", "shell"]
@@ -115,16 +141,18 @@ class TaskSpec(_Frozen):
         default=None,
         description="Celery task name within the DAG (default: the id). Uses of one function "
         "share it, so a 10,000-node fan-out registers one Celery task, not 10,000.")
+    outlets: tuple[str, ...] = Field(
+        default=(), description="Assets its success updates (DAGs scheduled on them run).")
+    pool: str | None = Field(default=None, description="Pool it takes slots of.")
+    pool_slots: int = Field(default=1, ge=1, le=10_000)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000,
+                          description="Among waiters for a slot, higher first, then oldest.")
+    sensor: SensorSpec | None = None
     line: int | None = Field(default=None, exclude=True, description="line in the source file")
 
     @model_serializer(mode="wrap")
-    def _leave_out_empty_env(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # A task without `env` dumps as it did before the key existed: the version hash
-        # of every DAG that declares none stays the same.
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("env"):
-            data.pop("env", None)
-        return data
+    def _leave_out_later_keys(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _drop_defaults(handler(self), _TASK_LATER_KEYS)
 
     @property
     def dependencies(self) -> tuple[str, ...]:
@@ -166,12 +194,25 @@ class DagSpec(_Frozen):
     timeout: float | None = Field(
         default=None, gt=0, le=MAX_TIMEOUT,
         description="Seconds a run may take; the coordinator fails it after that.")
+    schedule: str | dict[str, Any] | None = Field(
+        default=None, description="cron, alias (@daily), interval (every 15m), "
+        "{event: NAME} or {assets: [...], when: any|all} (model.schedule checks it)")
+    timezone: str = "UTC"
+    catchup: Literal["none", "latest", "all"] = "latest"
+    max_catchup: int = Field(default=100, ge=1, le=100_000)
+    max_active_runs: int | None = Field(default=None, ge=1)
+    overlap: Literal["skip", "queue"] = "skip"
+    max_active_tasks: int | None = Field(default=None, ge=1)
     source: str | None = Field(default=None, exclude=True)
     _by_id: dict[str, TaskSpec] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         # Workers look tasks up by id on every message: O(1), not a scan of the DAG.
         self._by_id = {t.id: t for t in self.tasks}
+
+    @model_serializer(mode="wrap")
+    def _leave_out_later_keys(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _drop_defaults(handler(self), _DAG_LATER_KEYS)
 
     def task(self, task_id: str) -> TaskSpec:
         """The task by id; a mapped instance's id (``name[3]``) gives its mapped task."""
@@ -340,35 +381,3 @@ def _check_mapping(t: TaskSpec, at: dict[str, Any]) -> None:
         raise errors.DagError(f"task {t.id!r}: only python tasks can be mapped", **at)
     if t.branch:
         raise errors.DagError(f"task {t.id!r}: a mapped task cannot branch", **at)
-
-
-def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """Return one cycle as ``[a, b, ..., a]`` (in dependency direction), or None."""
-    indeg = {n: 0 for n in deps}
-    children: dict[str, list[str]] = {n: [] for n in deps}
-    for n, ds in deps.items():
-        for d in ds:
-            if d in indeg:
-                indeg[n] += 1
-                children[d].append(n)
-    ready = [n for n, k in indeg.items() if k == 0]
-    while ready:
-        n = ready.pop()
-        for c in children[n]:
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                ready.append(c)
-    left = {n for n, k in indeg.items() if k > 0}
-    if not left:
-        return None
-    # Every node left has a parent that is left too, so walking parents must revisit one.
-    node = min(left)
-    path: list[str] = []
-    index: dict[str, int] = {}
-    while node not in index:
-        index[node] = len(path)
-        path.append(node)
-        node = next(d for d in sorted(deps[node]) if d in left)
-    cycle = path[index[node]:]
-    cycle.reverse()  # parents were walked; report upstream -> downstream
-    return [*cycle, cycle[0]]

@@ -11,6 +11,9 @@ import enum
 
 
 class RunState(enum.StrEnum):
+    QUEUED = "queued"
+    """Created, waiting for a run slot (its DAG's max_active_runs, a backfill's
+    max_active); started in logical-time order by the transaction that frees one."""
     RUNNING = "running"
     """Submitted; some task is not finished yet."""
     SUCCESS = "success"
@@ -24,12 +27,17 @@ class RunState(enum.StrEnum):
 class TaskState(enum.StrEnum):
     PENDING = "pending"
     """Waiting for upstream tasks."""
+    WAITING = "waiting"
+    """Ready, waiting for a slot (its pool, its DAG's max_active_tasks): the transaction
+    that frees one queues the waiter with the highest priority, then the oldest."""
     QUEUED = "queued"
     """Every upstream task succeeded; a message for this attempt is on its way."""
     UP_FOR_RETRY = "up_for_retry"
     """The last attempt failed; the next attempt is scheduled after its backoff."""
     RUNNING = "running"
     """A worker claimed the attempt and holds its lease."""
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+    """A sensor between pokes: no worker holds it; the coordinator sends it at wake_at."""
     SUCCESS = "success"
     FAILED = "failed"
     """The last allowed attempt failed."""
@@ -45,6 +53,8 @@ class AttemptOutcome(enum.StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    RESCHEDULED = "rescheduled"
+    """A sensor's poke found its condition not met yet: the next poke is a new attempt."""
     LOST = "lost"
     """The worker stopped renewing the lease (killed, cut off); a new attempt took over."""
 
@@ -54,15 +64,22 @@ FINISHED_TASK = frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTRE
                            TaskState.SKIPPED, TaskState.CANCELLED})
 UNFINISHED_TASK = frozenset(set(TaskState) - FINISHED_TASK)
 CLAIMABLE = frozenset({TaskState.QUEUED, TaskState.UP_FOR_RETRY})
+HOLDS_SLOT = frozenset({TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY})
+"""States in which a task holds its pool slot(s): the pool's usage is counted over them."""
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.UPSTREAM_FAILED,
-                                  TaskState.SKIPPED, TaskState.CANCELLED}),
+    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.WAITING,
+                                  TaskState.UPSTREAM_FAILED, TaskState.SKIPPED,
+                                  TaskState.CANCELLED}),
+    TaskState.WAITING: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
+    TaskState.UP_FOR_RESCHEDULE: frozenset({TaskState.QUEUED, TaskState.WAITING,
+                                            TaskState.FAILED, TaskState.CANCELLED}),
     TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.CANCELLED}),
     TaskState.UP_FOR_RETRY: frozenset({TaskState.RUNNING, TaskState.CANCELLED}),
     # RUNNING -> RUNNING is a takeover of a lost attempt by attempt n+1.
     TaskState.RUNNING: frozenset({TaskState.SUCCESS, TaskState.FAILED, TaskState.UP_FOR_RETRY,
-                                  TaskState.RUNNING, TaskState.CANCELLED}),
+                                  TaskState.RUNNING, TaskState.UP_FOR_RESCHEDULE,
+                                  TaskState.CANCELLED}),
     TaskState.SUCCESS: frozenset(),
     TaskState.FAILED: frozenset(),
     TaskState.UPSTREAM_FAILED: frozenset(),

@@ -18,8 +18,10 @@ from orchestrator.store.results import (
     Overdue,
     Rerun,
     RunHeader,
+    RunStart,
     Stalled,
 )
 
 __all__ = ["AttemptEnd", "Busy", "Change", "Claim", "GiveUp", "NewRun", "NotDue", "Overdue",
-           "Rerun", "RunHeader", "Stalled", "Store"]
+           "Rerun", "RunHeader", "RunStart", "Stalled",
+           "Store"]

@@ -10,13 +10,10 @@ that matches no row means another process got there first.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import errors
@@ -24,13 +21,13 @@ from orchestrator.model import plan, records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
-from orchestrator.store import attempts, browse, reads, reconcile, runs, schema, tokens
+from orchestrator.store import attempts, browse, reads, reconcile, runs, tokens
 from orchestrator.store import engine as engine_
 from orchestrator.store import grid as grid_
 from orchestrator.store import logs as logs_
 from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
-from orchestrator.store.cache import ByteLRU
+from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.results import (
     Busy,
     Change,
@@ -40,60 +37,19 @@ from orchestrator.store.results import (
     NotDue,
     Overdue,
     Rerun,
-    RunHeader,
+    RunStart,
     Stalled,
 )
 
-CACHED_RUNS = 1000
-"""Run headers (params included) a process keeps; params never change after submit."""
-CACHED_PARAMS_BYTES = 64 * 1024 * 1024
-"""Default bound on their params, as JSON bytes (ORCH_PARAMS_CACHE_BYTES)."""
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class Store:
+class Store(StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str, *, params_cache_bytes: int = CACHED_PARAMS_BYTES) -> None:
-        self.url = url
-        self.engine: Engine = engine_.make_engine(url)
-        self._writer = engine_.WriterLock(self.engine)
-        self.headers: ByteLRU[RunHeader] = ByteLRU(CACHED_RUNS, params_cache_bytes)
-        self._versions: dict[str, CompiledDag] = {}
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-        self._writer.close()
-
-    unreachable = staticmethod(engine_.unreachable)
-    describe = staticmethod(engine_.describe)
-
-    @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Connection]:
-        with (self._writer.hold() if write else nullcontext()), self.engine.connect() as conn:
-            conn.execution_options(**{engine_.WRITE: write})
-            with conn.begin():
-                yield conn
-
-    # -- schema ----------------------------------------------------------------------------
-
-    def check_schema(self) -> None:
-        """Raise :class:`SchemaBehind` (naming ``orchestrator db upgrade``) unless current."""
-        schema.check(self.engine)
-
-    def upgrade(self) -> tuple[str | None, str]:
-        return schema.upgrade(self.engine)
-
-    def schema_revision(self) -> str | None:
-        return schema.current(self.engine)
-
-    # -- submit and versions ---------------------------------------------------------------
+    # -- submit ------------------------------------------------------------------------------
 
     def create_run(self, dag: CompiledDag, *, run_id: str, params: Mapping[str, Any],
-                   idempotency_key: str | None = None) -> NewRun:
+                   idempotency_key: str | None = None, start: RunStart | None = None,
+                   ) -> NewRun:
         """Write the DAG version (once), the run and one row per task, in one transaction.
         With a key this DAG used before, return that run (same params) or raise Conflict."""
         try:
@@ -105,7 +61,8 @@ class Store:
                 # a version this process wrote or read is stored: no query for it again
                 runs.create(conn, dag, run_id=run_id, params=params,
                             idempotency_key=idempotency_key,
-                            version_stored=dag.version in self._versions, now=_now())
+                            version_stored=dag.version in self._versions, now=_now(),
+                            start=start)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -117,34 +74,6 @@ class Store:
             return existing
         self._versions.setdefault(dag.version, dag)
         return NewRun(run_id, created=True)
-
-    @engine_.retry_transient
-    def header(self, run_id: str) -> RunHeader:
-        """The run's DAG, version and params: read once per run per process."""
-        cached = self.headers.get(run_id)
-        if cached is not None:
-            return cached
-        with self._tx(write=False) as conn:
-            row = conn.execute(sql.RUN_HEADER, {"b_run": run_id}).first()
-        if row is None:
-            raise errors.UnknownRun(f"run {run_id!r} is not in the database")
-        header = RunHeader(run_id, row.dag_id, row.dag_version, row.params)
-        # Sized as JSON once per run per process, never on a hit.
-        self.headers.put(run_id, header, len(json.dumps(row.params)))
-        return header
-
-    @engine_.retry_transient
-    def compiled(self, version: str) -> CompiledDag:
-        """A stored DAG version, compiled once per process."""
-        found = self._versions.get(version)
-        if found is None:
-            with self._tx(write=False) as conn:
-                row = conn.execute(sql.VERSION_OF, {"b_version": version}).first()
-            if row is None:
-                raise errors.NotFound(f"DAG version {version[:12]} is not in the database")
-            found = self._versions.setdefault(
-                version, CompiledDag.from_stored(version, row.spec, row.source))
-        return found
 
     def mark_unsent(self, run_id: str, task_ids: Sequence[str]) -> None:
         """Their messages could not be sent: the reconciler's next pass sends them."""

@@ -21,6 +21,21 @@ class NewRun:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunStart:
+    """How a run starts, beyond its params: what triggered it, its logical time and data
+    interval [start, end), and whether it waits for a run slot (``queued``: created in
+    state queued with no task queued; the transaction that frees a slot starts it)."""
+
+    trigger: str = "manual"
+    logical_time: dt.datetime | None = None
+    interval_start: dt.datetime | None = None
+    interval_end: dt.datetime | None = None
+    payload: Any = None
+    backfill_id: str | None = None
+    queued: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class RunHeader:
     """What never changes about a run after submit: read once per run per process."""
 
@@ -29,6 +44,12 @@ class RunHeader:
     version: str | None
     """The DAG version it was submitted with (None for runs older than versions)."""
     params: dict[str, Any]
+    trigger: str = "manual"
+    logical_time: dt.datetime | None = None
+    interval_start: dt.datetime | None = None
+    interval_end: dt.datetime | None = None
+    payload: Any = None
+    """The event payload (or consumed asset events) that triggered it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +125,12 @@ class Change:
     """The run's end, if this transaction ended it."""
     terminate: list[str] = dataclasses.field(default_factory=list)
     """Celery ids of attempts that were running: to terminate."""
+    started_runs: list[str] = dataclasses.field(default_factory=list)
+    """Other runs this transaction started (a queued run given a freed run slot, a run an
+    asset or event triggered): send their queued tasks."""
+    elsewhere: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
+    """Tasks of other runs (run, task, attempt) this transaction queued: a pool slot it
+    freed went to a waiter there."""
 
     @classmethod
     def nothing(cls, run_id: str) -> Change:

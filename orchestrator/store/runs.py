@@ -15,7 +15,7 @@ from orchestrator.model.rerun import Reset
 from orchestrator.model.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
 from orchestrator.store import advance
 from orchestrator.store import statements as sql
-from orchestrator.store.results import AttemptEnd, Change, NewRun
+from orchestrator.store.results import AttemptEnd, Change, NewRun, RunStart
 from orchestrator.store.tables import dag_versions
 
 
@@ -43,11 +43,14 @@ def by_key(conn: Connection, dag_id: str, key: str,
 
 
 def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[str, Any],
-           idempotency_key: str | None, version_stored: bool, now: dt.datetime) -> None:
-    """Write the run and one row per task; the initial tasks start queued.
+           idempotency_key: str | None, version_stored: bool, now: dt.datetime,
+           start: RunStart | None = None) -> None:
+    """Write the run and one row per task; the initial tasks start queued (pending, in
+    a run created queued for a run slot).
     ``version_stored``: the caller knows the DAG version is in the database already."""
+    start = start or RunStart()
     p = dag.plan
-    first = set(p.initial)
+    first = set() if start.queued else set(p.initial)
     rows = [{"run_id": run_id, "task_id": node,
              "state": TaskState.QUEUED if node in first else TaskState.PENDING,
              "attempt": 1, "max_attempts": dag.spec.task(node).max_attempts,
@@ -58,11 +61,15 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
     if not version_stored:
         put_version(conn, dag, now)
     conn.execute(sql.INSERT_RUN, {
-        "id": run_id, "dag_id": dag.id, "state": RunState.RUNNING, "params": dict(params),
+        "id": run_id, "dag_id": dag.id,
+        "state": RunState.QUEUED if start.queued else RunState.RUNNING, "params": dict(params),
         "idempotency_key": idempotency_key, "total_tasks": len(rows),
         "unfinished": len(rows), "failed_tasks": 0, "created_at": now,
         "deadline": now + dt.timedelta(seconds=timeout) if timeout else None,
-        "dag_version": dag.version})
+        "dag_version": dag.version, "trigger": start.trigger,
+        "logical_time": start.logical_time, "interval_start": start.interval_start,
+        "interval_end": start.interval_end, "payload": start.payload,
+        "backfill_id": start.backfill_id})
     conn.execute(sql.INSERT_TASKS, rows)
 
 

@@ -71,8 +71,10 @@ RUN_BY_KEY = select(runs.c.id, runs.c.params).where(
     runs.c.dag_id == bindparam("b_dag"), runs.c.idempotency_key == bindparam("b_key"))
 INSERT_RUN = insert(runs)
 INSERT_TASKS = insert(ti)
-RUN_HEADER = select(runs.c.dag_id, runs.c.dag_version, runs.c.params).where(
-    runs.c.id == bindparam("b_run"))
+RUN_HEADER = select(runs.c.dag_id, runs.c.dag_version, runs.c.params, runs.c.trigger,
+                    runs.c.logical_time, runs.c.interval_start, runs.c.interval_end,
+                    runs.c.payload).where(runs.c.id == bindparam("b_run"))
+QUEUED_TASKS = select(ti.c.task_id, ti.c.attempt).where(_run, ti.c.state == TaskState.QUEUED)
 
 MARK_UNSENT = update(ti).where(
     _run, _ids, ti.c.state.in_([TaskState.QUEUED, TaskState.UP_FOR_RETRY])).values(unsent=True)

@@ -73,6 +73,15 @@ runs = Table(
     # The DAG version it was submitted with: workers plan from it, never from a file
     # that may have changed since.
     Column("dag_version", String(64)),
+    # How it started (manual, schedule, backfill, event, asset), and for a scheduled or
+    # backfilled run its logical time and data interval [start, end), stored in UTC.
+    Column("trigger", String(16), nullable=False, server_default="manual"),
+    Column("logical_time", UTCDateTime),
+    Column("interval_start", UTCDateTime),
+    Column("interval_end", UTCDateTime),
+    # What triggered it: an event's payload, or the asset events it consumed.
+    Column("payload", Json),
+    Column("backfill_id", String(32)),
     UniqueConstraint("dag_id", "idempotency_key", name="uq_runs_dag_idempotency_key"),
     ForeignKeyConstraint(["dag_version"], ["dag_versions.version"],
                          name="fk_runs_dag_version"),
@@ -83,6 +92,10 @@ Index("ix_runs_state", runs.c.state)
 Index("ix_runs_created_id", runs.c.created_at, runs.c.id)
 Index("ix_runs_dag_created_id", runs.c.dag_id, runs.c.created_at, runs.c.id)
 Index("ix_runs_state_created_id", runs.c.state, runs.c.created_at, runs.c.id)
+# One run per logical time per DAG, whoever creates it (any coordinator, a backfill, the
+# API): the last guard against a duplicate scheduled run. NULLs (manual runs) never clash.
+Index("uq_runs_dag_logical", runs.c.dag_id, runs.c.logical_time, unique=True)
+Index("ix_runs_backfill", runs.c.backfill_id, runs.c.state)
 
 task_instances = Table(
     "task_instances", metadata,
@@ -130,6 +143,16 @@ task_instances = Table(
     Column("map_parent", String(100)),
     Column("map_index", Integer),
     Column("map_item", Json),
+    # Slots: the pool it takes pool_slots of (NULL: none, not counted), and its DAG when
+    # that DAG bounds its tasks in flight (max_active_tasks). priority orders waiters.
+    Column("pool", String(100)),
+    Column("pool_slots", Integer, nullable=False, server_default="1"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("dag_limit", String(100)),
+    # A sensor between pokes: when the coordinator sends it again, and the wall time its
+    # timeout ends at (set by its first poke).
+    Column("wake_at", UTCDateTime),
+    Column("sensor_until", Float),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
                          name="fk_task_instances_run"),
 )
@@ -138,6 +161,13 @@ Index("ix_task_instances_state", task_instances.c.state, task_instances.c.run_id
 _instance = task_instances.c.map_parent.isnot(None)
 Index("ix_task_instances_map", task_instances.c.run_id, task_instances.c.map_parent,
       task_instances.c.map_index, sqlite_where=_instance, postgresql_where=_instance)
+
+_pooled = task_instances.c.pool.isnot(None)
+Index("ix_task_instances_pool", task_instances.c.pool, task_instances.c.state,
+      sqlite_where=_pooled, postgresql_where=_pooled)
+_limited = task_instances.c.dag_limit.isnot(None)
+Index("ix_task_instances_dag_limit", task_instances.c.dag_limit, task_instances.c.state,
+      sqlite_where=_limited, postgresql_where=_limited)
 
 attempts = Table(
     "attempts", metadata,
@@ -198,4 +228,89 @@ leases = Table(
     Column("name", String(100), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+dags = Table(
+    "dags", metadata,
+    # What the scheduler knows of a DAG: registered from the DAG folder, so the next fire
+    # is a function of these rows alone (no timer in any process's memory).
+    Column("dag_id", String(100), primary_key=True),
+    Column("version", String(64)),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    # The schedule as the spec gives it (expression or trigger, zone, catchup, overlap),
+    # and a hash of it: a changed schedule starts over from now.
+    Column("schedule", Json),
+    Column("schedule_key", String(64)),
+    Column("next_fire", UTCDateTime),
+    Column("last_fire", UTCDateTime),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("max_active_runs", Integer),
+    Column("max_active_tasks", Integer),
+    Column("updated_at", UTCDateTime),
+)
+Index("ix_dags_next_fire", dags.c.next_fire)
+
+dag_triggers = Table(
+    "dag_triggers", metadata,
+    # A DAG scheduled on a named event or on assets: who consumes what.
+    Column("dag_id", String(100), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("name", String(200), primary_key=True),
+)
+Index("ix_dag_triggers_name", dag_triggers.c.kind, dag_triggers.c.name)
+
+events = Table(
+    "events", metadata,
+    # A named event (API, CLI) or an asset update (a producing task's success).
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("payload", Json),
+    Column("run_id", String(32)),
+    Column("task_id", String(TASK_ID_COLUMN)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_events_name", events.c.kind, events.c.name, events.c.created_at)
+
+event_queue = Table(
+    "event_queue", metadata,
+    # One row per consumer DAG per event: pending (run_id NULL) until a run consumes it.
+    Column("dag_id", String(100), primary_key=True),
+    Column("event_id", String(32), primary_key=True),
+    Column("run_id", String(32)),
+    Column("consumed_at", UTCDateTime),
+    ForeignKeyConstraint(["event_id"], ["events.id"], ondelete="CASCADE",
+                         name="fk_event_queue_event"),
+)
+Index("ix_event_queue_pending", event_queue.c.dag_id, event_queue.c.run_id)
+
+backfills = Table(
+    "backfills", metadata,
+    # A backfill's runs are created lazily as its slots free: cursor is the next logical
+    # time to handle, so a year of hourly runs is one row until they are due.
+    Column("id", String(32), primary_key=True),
+    Column("dag_id", String(100), nullable=False),
+    Column("version", String(64)),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("reprocess", String(8), nullable=False),
+    Column("max_active", Integer, nullable=False),
+    Column("cursor", UTCDateTime),
+    Column("total", Integer, nullable=False),
+    Column("created", Integer, nullable=False, server_default="0"),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+Index("ix_backfills_state", backfills.c.state)
+
+pools = Table(
+    "pools", metadata,
+    # Named slot pools; slots NULL is unbounded (the default pool, until it is set).
+    # Usage is never a counter: it is the slots of the task rows that hold one, counted
+    # under this row's lock, so a dead holder cannot leak a slot.
+    Column("name", String(100), primary_key=True),
+    Column("slots", Integer),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("updated_at", UTCDateTime),
 )

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import errors
-from orchestrator.model import plan, spec
+from orchestrator.model import cycles, plan, spec
 
 
 def make(nodes: Iterable[str], edges: Iterable[tuple[str, str]],
@@ -196,7 +196,7 @@ def test_plan_properties(graph: tuple[list[str], list[tuple[str, str]]]) -> None
         assert set(d) == reachable(n, children)
         assert list(d) == sorted(d, key=pos.__getitem__)
 
-    assert spec.find_cycle({n: p.upstream[n] for n in nodes}) is None
+    assert cycles.find_cycle({n: p.upstream[n] for n in nodes}) is None
 
 
 @st.composite

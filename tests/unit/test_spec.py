@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator import errors
-from orchestrator.model import params, spec
+from orchestrator.model import cycles, params, spec
 
 
 def shell(task_id: str, *upstream: str, **extra: Any) -> dict[str, Any]:
@@ -224,12 +224,12 @@ def test_unknown_top_level_field_rejected() -> None:
 # --- find_cycle ----------------------------------------------------------------------------
 
 def test_find_cycle_none_for_dag_and_ignores_unknown_nodes() -> None:
-    assert spec.find_cycle({"a": [], "b": ["a"], "c": ["a", "b", "outside"]}) is None
+    assert cycles.find_cycle({"a": [], "b": ["a"], "c": ["a", "b", "outside"]}) is None
 
 
 def test_find_cycle_returns_closed_path() -> None:
     deps = {"a": ["c"], "b": ["a"], "c": ["b"], "x": ["a"], "y": ["x"]}
-    cycle = spec.find_cycle(deps)
+    cycle = cycles.find_cycle(deps)
     assert cycle is not None
     assert cycle[0] == cycle[-1]
     for up, down in pairwise(cycle):
