@@ -28,7 +28,10 @@ _building: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
     "orchestrator_dag_builder", default=None)
 
 _TASK_OPTIONS = ("retries", "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout",
-                 "queue", "trigger_rule", "branch", "max_active")
+                 "queue", "trigger_rule", "branch", "max_active", "outlets", "pool",
+                 "pool_slots", "priority", "sensor")
+_DAG_OPTIONS = ("schedule", "timezone", "catchup", "max_catchup", "max_active_runs",
+                "overlap", "max_active_tasks")
 
 
 class Output:
@@ -169,7 +172,8 @@ def task(*, task_id: str | None = None, retries: int = 0, retry_backoff: float =
          retry_backoff_max: float = 300.0, retry_jitter: bool = True,
          timeout: float | None = None, queue: str | None = None,
          trigger_rule: str = "all_success", branch: bool = False,
-         max_active: int | None = None,
+         max_active: int | None = None, outlets: Sequence[str] = (),
+         pool: str | None = None, pool_slots: int = 1, priority: int = 0,
          ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
 
@@ -266,10 +270,15 @@ class Dag:
     """A DAG declared with ``@dag``. ``spec`` is the validated :class:`~spec.DagSpec`."""
 
     def __init__(self, fn: Callable[..., Any], dag_id: str | None,
-                 description: str | None, timeout: float | None = None) -> None:
+                 description: str | None, timeout: float | None = None,
+                 **options: Any) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.spec = self._build(fn, dag_id or fn.__name__, description, timeout)
+        unknown = set(options) - set(_DAG_OPTIONS)
+        if unknown:
+            raise errors.DagError(f"unknown DAG option(s) {sorted(unknown)}; "
+                                  f"known: {['id', 'description', 'timeout', *_DAG_OPTIONS]}")
+        self.spec = self._build(fn, dag_id or fn.__name__, description, timeout, options)
 
     @property
     def id(self) -> str:
@@ -289,7 +298,7 @@ class Dag:
 
     @staticmethod
     def _build(fn: Callable[..., Any], dag_id: str, description: str | None,
-               timeout: float | None) -> spec.DagSpec:
+               timeout: float | None, options: dict[str, Any]) -> spec.DagSpec:
         try:
             hints = typing.get_type_hints(fn)
         except Exception:  # unresolved annotations just mean "any"
@@ -315,7 +324,8 @@ class Dag:
                                       dag_id=dag_id)
         return spec.build(
             {"id": dag_id, "description": description or (inspect.getdoc(fn) or ""),
-             "params": params, "tasks": list(builder.tasks.values()), "timeout": timeout},
+             "params": params, "tasks": list(builder.tasks.values()), "timeout": timeout,
+             **options},
             source=inspect.getsourcefile(fn))
 
 
@@ -323,16 +333,22 @@ class Dag:
 def dag(fn: Callable[..., Any], /) -> Dag: ...
 @overload
 def dag(*, id: str | None = None, description: str | None = None,
-        timeout: float | None = None) -> Callable[[Callable[..., Any]], Dag]: ...
+        timeout: float | None = None, schedule: str | dict[str, Any] | None = None,
+        timezone: str = "UTC", catchup: str = "latest", max_catchup: int = 100,
+        max_active_runs: int | None = None, overlap: str = "skip",
+        max_active_tasks: int | None = None) -> Callable[[Callable[..., Any]], Dag]: ...
 
 
 def dag(fn: Callable[..., Any] | None = None, /, *, id: str | None = None,
-        description: str | None = None,
-        timeout: float | None = None) -> Dag | Callable[[Callable[..., Any]], Dag]:
+        description: str | None = None, timeout: float | None = None,
+        **options: Any) -> Dag | Callable[[Callable[..., Any]], Dag]:
     """Declare a DAG; its body calls tasks to wire them, its parameters are run params.
-    ``timeout``: seconds a run may take before the coordinator fails it."""
+    ``timeout``: seconds a run may take before the coordinator fails it. Scheduling:
+    ``schedule`` (cron, ``@daily``, ``every 15m``, ``{"event": NAME}``, ``{"assets": [...],
+    "when": "any"}``), ``timezone`` (IANA), ``catchup`` (none, latest, all) with
+    ``max_catchup``, ``max_active_runs`` with ``overlap`` (skip, queue), ``max_active_tasks``."""
 
     def wrap(f: Callable[..., Any]) -> Dag:
-        return Dag(f, id, description, timeout)
+        return Dag(f, id, description, timeout, **options)
 
     return wrap(fn) if fn is not None else wrap

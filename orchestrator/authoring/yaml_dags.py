@@ -38,8 +38,11 @@ from orchestrator.model import spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
-              "trigger_rule", "branch", "max_active", "env"}
-_TOP_KEYS = {"id", "description", "params", "tasks", "timeout"}
+              "trigger_rule", "branch", "max_active", "env", "outlets", "pool", "pool_slots",
+              "priority"}
+_SCHEDULE_KEYS = {"schedule", "timezone", "catchup", "max_catchup", "max_active_runs",
+                  "overlap", "max_active_tasks"}
+_TOP_KEYS = {"id", "description", "params", "tasks", "timeout", *_SCHEDULE_KEYS}
 _PARAM_KEYS = {"type", "default", "description"}
 _JSON_TYPES: dict[type, spec.ParamType] = {
     bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
@@ -97,6 +100,7 @@ def _compile(data: dict[str, Any], source: str, lines: list[int]) -> dict[str, A
         out_tasks.append(_compile_task(t, i, line, fail))
     return {"id": data["id"], "description": data.get("description") or "",
             "timeout": data.get("timeout"),
+            **{k: data[k] for k in _SCHEDULE_KEYS if k in data},
             "params": {k: _compile_param(k, v, fail) for k, v in params.items()},
             "tasks": out_tasks}
 

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
-from orchestrator.model import limits, params
+from orchestrator.model import limits, params, spec_schedule
 from orchestrator.model.cycles import find_cycle
 from orchestrator.model.triggers import TriggerRule
 
@@ -294,6 +294,7 @@ def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
         ids.add(t.id)
         _check_task_body(t, spec, at)
     _check_dependencies(spec, ids, where)
+    spec_schedule.check(spec, where)
 
 
 def _check_defaults(spec: DagSpec, where: dict[str, Any]) -> None:

@@ -90,7 +90,7 @@ INVALID = {
     "python_and_shell": base(python="m:f", shell="echo"),
     "neither": base(retries=1),
     "unknown_task_key": base(shell="echo", retry=3),
-    "unknown_top_key": {**base(shell="echo"), "schedule": "daily"},
+    "unknown_top_key": {**base(shell="echo"), "owner": "data-team"},
     "unknown_param_key": {**base(shell="echo"), "params": {"n": {"min": 1}}},
     "bad_param_type": {**base(shell="echo"), "params": {"n": {"type": "int"}}},
     "bad_param_name": {**base(shell="echo"), "params": {"a.b": {}}},

@@ -209,9 +209,19 @@ def test_unknown_keys_that_yaml_reads_as_booleans(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
+    path, exc = load_error(tmp_path, "id: x\nowner: ops\ntasks: [{id: a, shell: echo}]\n")
+    assert str(exc) == (f"{path}: DAG 'x': unknown key(s) ['owner']; allowed: "
+                        "['catchup', 'description', 'id', 'max_active_runs', "
+                        "'max_active_tasks', 'max_catchup', 'overlap', 'params', 'schedule', "
+                        "'tasks', 'timeout', 'timezone']")
+
+
+def test_a_bad_schedule_is_an_error_naming_the_file(tmp_path: Path) -> None:
     path, exc = load_error(tmp_path, "id: x\nschedule: daily\ntasks: [{id: a, shell: echo}]\n")
-    assert str(exc) == (f"{path}: DAG 'x': unknown key(s) ['schedule']; allowed: "
-                        "['description', 'id', 'params', 'tasks', 'timeout']")
+    assert str(path) in str(exc) and "5 fields" in str(exc)
+    _, exc = load_error(tmp_path, "id: x\nschedule: '@daily'\nparams: {n: {type: integer}}\n"
+                                  "tasks: [{id: a, shell: echo}]\n")
+    assert "needs a default for every param" in str(exc)
 
 
 def test_unknown_param_key(tmp_path: Path) -> None:
