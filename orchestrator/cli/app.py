@@ -10,12 +10,12 @@ import sys
 import typer
 
 from orchestrator import errors
-from orchestrator.cli import dags, db, render, runs, server, services, tokens
+from orchestrator.cli import dags, db, pools, render, runs, server, services, tokens
 from orchestrator.cli import logs as log_cmds
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Run DAGs on Celery workers, tracked in SQL.")
-for part in (dags, runs, db, services, server, tokens):
+for part in (dags, runs, db, services, server, tokens, pools):
     part.register(app)
 log_cmds.register(app)
 

@@ -112,3 +112,16 @@ class ApiToken(_Record):
     created_at: dt.datetime
     last_used_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
+
+
+class Pool(_Record):
+    """A slot pool as listed: ``slots`` None is unbounded. ``used`` counts the slots of
+    its queued, running and up-for-retry tasks; ``waiting`` the tasks waiting for one."""
+
+    name: str
+    slots: int | None
+    used: int
+    queued: int
+    running: int
+    waiting: int
+    description: str = ""

@@ -28,6 +28,7 @@ from orchestrator.store import logs as logs_
 from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
+from orchestrator.store.facade_pools import PoolsMixin
 from orchestrator.store.results import (
     Busy,
     Change,
@@ -42,7 +43,7 @@ from orchestrator.store.results import (
 )
 
 
-class Store(StoreBase):
+class Store(PoolsMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------

@@ -53,7 +53,8 @@ tasks:
 
 COVERED = {"run", "cancel", "rerun", "worker", "coordinator", "up", "quickstart",
            "dags list", "dags validate", "runs list", "runs show", "db upgrade", "db current",
-           "logs", "server", "tokens create", "tokens list", "tokens revoke"}
+           "logs", "server", "tokens create", "tokens list", "tokens revoke",
+           "pools set", "pools list", "pools delete"}
 """Every command, each run below (`worker` and `coordinator` by the stacks)."""
 
 
@@ -166,6 +167,11 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
         p.cli(folder, env, "tokens", "list")
         p.cli(folder, env, "tokens", "list", "--json")
         p.cli(folder, env, "tokens", "revoke", "battery")
+        p.cli(folder, env, "pools", "set", "secrets_battery", "--slots", "2",
+              "--description", "battery")
+        p.cli(folder, env, "pools", "list")
+        p.cli(folder, env, "pools", "list", "--json")
+        p.cli(folder, env, "pools", "delete", "secrets_battery")
         run = json.loads(p.cli(folder, env, "run", "secrets_env", "--wait", "--json", ok=(1,)))
         got = _env_of(run)
         assert got["DECLARED"] == "declared-value" and got["ORCH_RUN_ID"] == run["id"]
