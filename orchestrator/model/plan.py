@@ -30,6 +30,8 @@ class Plan:
     trigger_rules: dict[str, TriggerRule]
     map_over: dict[str, str] = dataclasses.field(default_factory=dict)
     """Mapped node -> the upstream node whose list it maps over."""
+    outlets: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Node -> the assets its success updates (only nodes that declare some)."""
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -96,7 +98,8 @@ def build(dag: spec_.DagSpec) -> Plan:
             if length < MAX_SEGMENT:
                 chain_next[n] = kids[0]
                 depth[kids[0]] = length + 1
-    return Plan(dag.id, order, upstream, downstream, chain_next, rules, map_over)
+    return Plan(dag.id, order, upstream, downstream, chain_next, rules, map_over,
+                outlets={t.id: t.outlets for t in dag.tasks if t.outlets})
 
 
 def _topological(upstream: dict[str, tuple[str, ...]],

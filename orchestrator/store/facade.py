@@ -29,6 +29,7 @@ from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.facade_pools import PoolsMixin
+from orchestrator.store.facade_triggers import TriggersMixin
 from orchestrator.store.results import (
     Busy,
     Change,
@@ -43,7 +44,7 @@ from orchestrator.store.results import (
 )
 
 
-class Store(PoolsMixin, StoreBase):
+class Store(TriggersMixin, PoolsMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ class Store(PoolsMixin, StoreBase):
                 chosen: Collection[str] | None = None, token: str | None = None) -> Change:
         with self._tx() as conn:
             return attempts.succeed(conn, run_id, task_id, attempt, result, p, chosen, token,
-                                    _now())
+                                    _now(), self._compiled_in)
 
     @engine_.retry_transient
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str, message: str,
