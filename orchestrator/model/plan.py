@@ -30,8 +30,8 @@ class Plan:
     trigger_rules: dict[str, TriggerRule]
     map_over: dict[str, str] = dataclasses.field(default_factory=dict)
     """Mapped node -> the upstream node whose list it maps over."""
-    outlets: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    """Node -> the assets its success updates (only nodes that declare some)."""
+    max_active_runs: int | None = None
+    """The DAG's run-slot limit: only then does a finishing run look for a queued one."""
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -99,7 +99,7 @@ def build(dag: spec_.DagSpec) -> Plan:
                 chain_next[n] = kids[0]
                 depth[kids[0]] = length + 1
     return Plan(dag.id, order, upstream, downstream, chain_next, rules, map_over,
-                outlets={t.id: t.outlets for t in dag.tasks if t.outlets})
+                max_active_runs=dag.max_active_runs)
 
 
 def _topological(upstream: dict[str, tuple[str, ...]],

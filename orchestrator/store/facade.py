@@ -21,7 +21,7 @@ from orchestrator.model import plan, records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
-from orchestrator.store import attempts, browse, reads, reconcile, runs, tokens
+from orchestrator.store import attempts, browse, reads, reconcile, runs, schedules, tokens
 from orchestrator.store import engine as engine_
 from orchestrator.store import grid as grid_
 from orchestrator.store import logs as logs_
@@ -29,7 +29,7 @@ from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.facade_pools import PoolsMixin
-from orchestrator.store.facade_triggers import TriggersMixin
+from orchestrator.store.facade_schedules import SchedulesMixin
 from orchestrator.store.results import (
     Busy,
     Change,
@@ -44,7 +44,7 @@ from orchestrator.store.results import (
 )
 
 
-class Store(TriggersMixin, PoolsMixin, StoreBase):
+class Store(SchedulesMixin, PoolsMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------
@@ -66,6 +66,9 @@ class Store(TriggersMixin, PoolsMixin, StoreBase):
                             version_stored=dag.version in self._versions, now=_now(),
                             start=start)
         except IntegrityError:
+            if start is not None and start.logical_time is not None:
+                with self._tx(write=False) as conn:
+                    schedules.refuse_duplicate(conn, dag.id, start.logical_time)
             if idempotency_key is None:
                 raise
             # Another submitter with the same key won the race: theirs is the run.
@@ -105,7 +108,7 @@ class Store(TriggersMixin, PoolsMixin, StoreBase):
                 chosen: Collection[str] | None = None, token: str | None = None) -> Change:
         with self._tx() as conn:
             return attempts.succeed(conn, run_id, task_id, attempt, result, p, chosen, token,
-                                    _now(), self._compiled_in)
+                                    _now())
 
     @engine_.retry_transient
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str, message: str,
@@ -138,8 +141,11 @@ class Store(TriggersMixin, PoolsMixin, StoreBase):
     @engine_.retry_transient
     def cancel(self, run_id: str, *, state: RunState = RunState.CANCELLED,
                reason: str = "the run was cancelled") -> Change:
+        # The run's plan says whether its slot goes to a queued run (cached per process).
+        version = self.header(run_id).version
+        p = self.compiled(version).plan if version is not None else None
         with self._tx() as conn:
-            return runs.stop(conn, run_id, state=state, reason=reason, now=_now())
+            return runs.stop(conn, run_id, state=state, reason=reason, now=_now(), p=p)
 
     # -- the reconciler --------------------------------------------------------------------
 

@@ -10,10 +10,11 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orchestrator import errors
+from orchestrator.model import plan
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
-from orchestrator.store import advance
+from orchestrator.store import advance, run_slots
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Change, NewRun, RunStart
 from orchestrator.store.tables import dag_versions
@@ -127,10 +128,11 @@ def rerun(conn: Connection, run_id: str, reset: Mapping[str, Reset],
 
 
 def stop(conn: Connection, run_id: str, *, state: RunState, reason: str,
-         now: dt.datetime) -> Change:
-    """End a running run (cancelled, or failed when it timed out): no task of it starts
-    any more; the attempts running now are to be terminated. A worker that finishes one
-    later finds its task cancelled and records nothing."""
+         now: dt.datetime, p: plan.Plan | None = None) -> Change:
+    """End a running run, or one queued for a run slot (cancelled, or failed when it timed
+    out): no task of it starts any more; the attempts running now are to be terminated.
+    A worker that finishes one later finds its task cancelled and records nothing. In a
+    DAG with ``max_active_runs`` (``p``), the slot goes to the next queued run."""
     if conn.execute(sql.STOP_RUN, {"b_run": run_id, "b_state": state,
                                    "b_now": now}).rowcount != 1:
         current = conn.execute(sql.RUN_STATE, {"b_run": run_id}).scalar()
@@ -146,4 +148,6 @@ def stop(conn: Connection, run_id: str, *, state: RunState, reason: str,
             change.terminate.append(r.celery_id)
     change.finished += [(task_id, TaskState.CANCELLED) for task_id in conn.execute(
         sql.CANCEL_TASKS, {"b_run": run_id, "b_now": now, "b_reason": reason}).scalars()]
+    if p is not None and p.max_active_runs is not None:
+        run_slots.start_next(conn, p.dag_id, now, change, p.max_active_runs)
     return change

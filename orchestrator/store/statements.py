@@ -335,8 +335,8 @@ FAILED_AMONG = select(func.count()).select_from(ti).where(
 SET_RUN_COUNTS = update(runs).where(runs.c.id == bindparam("b_run")).values(
     unfinished=bindparam("b_unfinished"), failed_tasks=bindparam("b_failed"))
 
-STOP_RUN = update(runs).where(runs.c.id == bindparam("b_run"),
-                              runs.c.state == RunState.RUNNING).values(
+STOP_RUN = update(runs).where(runs.c.id == bindparam("b_run"), runs.c.state.in_(
+    [RunState.RUNNING, RunState.QUEUED])).values(
     state=bindparam("b_state"), finished_at=bindparam("b_now"), unfinished=0)
 
 CANCEL_ATTEMPTS = update(attempts).where(
