@@ -32,6 +32,8 @@ class Plan:
     """Mapped node -> the upstream node whose list it maps over."""
     max_active_runs: int | None = None
     """The DAG's run-slot limit: only then does a finishing run look for a queued one."""
+    outlets: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Node -> the assets its success updates (only nodes that declare some)."""
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -99,7 +101,8 @@ def build(dag: spec_.DagSpec) -> Plan:
                 chain_next[n] = kids[0]
                 depth[kids[0]] = length + 1
     return Plan(dag.id, order, upstream, downstream, chain_next, rules, map_over,
-                max_active_runs=dag.max_active_runs)
+                max_active_runs=dag.max_active_runs,
+                outlets={t.id: t.outlets for t in dag.tasks if t.outlets})
 
 
 def _topological(upstream: dict[str, tuple[str, ...]],

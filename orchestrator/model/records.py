@@ -125,3 +125,18 @@ class Pool(_Record):
     running: int
     waiting: int
     description: str = ""
+
+
+class Event(_Record):
+    """A named event or an asset update, and what each subscriber DAG made of it:
+    ``consumers`` (dag_id, the run that consumed it, None while pending)."""
+
+    id: str
+    kind: str
+    name: str
+    payload: Any = None
+    created_at: dt.datetime
+    run_id: str | None = None
+    """For an asset event: the producing task's run and task."""
+    task_id: str | None = None
+    consumers: list[tuple[str, str | None]] = []

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from orchestrator import errors
 from orchestrator.model import limits, plan, spec
 from orchestrator.model.states import AttemptOutcome, TaskState
-from orchestrator.store import advance, logs, mapping
+from orchestrator.store import advance, logs, mapping, triggers
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Busy, Change, Claim, GiveUp, NotDue
 
@@ -112,8 +112,10 @@ def renew_lease(conn: Connection, run_id: str, task_id: str, attempt: int, token
 
 def succeed(conn: Connection, run_id: str, task_id: str, attempt: int, result: Any,
             p: plan.Plan, chosen: Collection[str] | None, token: str | None,
-            now: dt.datetime) -> Change:
+            now: dt.datetime, resolve: triggers.Resolve | None = None) -> Change:
     """Record success and decide, in the same transaction, which successors are ready.
+    A task with outlets stores an asset event per asset, and its consumers' runs start
+    in this transaction (``resolve`` compiles their stored versions).
 
     ``chosen``: for a branching task, the children to follow; the others are skipped.
     ``token``: the claim's; a result from a claim that no longer holds is refused."""
@@ -125,6 +127,9 @@ def succeed(conn: Connection, run_id: str, task_id: str, attempt: int, result: A
     change = Change(run_id, ended=[AttemptEnd(task_id, attempt, AttemptOutcome.SUCCESS)],
                     finished=[(task_id, TaskState.SUCCESS)])
     _hand_on(conn, run_id, task_id, TaskState.SUCCESS, chosen, p, now, change)
+    if p.outlets and task_id in p.outlets and resolve is not None:
+        triggers.emit(conn, "asset", p.outlets[task_id], None, resolve=resolve, now=now,
+                      change=change, run_id=run_id, task_id=task_id)
     return change
 
 

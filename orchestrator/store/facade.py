@@ -30,6 +30,8 @@ from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.facade_pools import PoolsMixin
 from orchestrator.store.facade_schedules import SchedulesMixin
+from orchestrator.store.facade_sensors import SensorsMixin
+from orchestrator.store.facade_triggers import TriggersMixin
 from orchestrator.store.results import (
     Busy,
     Change,
@@ -44,7 +46,7 @@ from orchestrator.store.results import (
 )
 
 
-class Store(SchedulesMixin, PoolsMixin, StoreBase):
+class Store(SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ class Store(SchedulesMixin, PoolsMixin, StoreBase):
                 chosen: Collection[str] | None = None, token: str | None = None) -> Change:
         with self._tx() as conn:
             return attempts.succeed(conn, run_id, task_id, attempt, result, p, chosen, token,
-                                    _now())
+                                    _now(), self._compiled_in)
 
     @engine_.retry_transient
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str, message: str,
