@@ -1,7 +1,6 @@
 """orchestrator: DAGs as code, run exactly on Celery workers, tracked in SQL."""
 
 from orchestrator.authoring.python import Dag, Output, dag, task
-from orchestrator.authoring.sensors import sensor
 from orchestrator.errors import OrchestratorError
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.execution.task_context import current as context
@@ -15,7 +14,6 @@ __all__ = [
     "TaskContext",
     "context",
     "dag",
-    "sensor",
     "task",
 ]
 
