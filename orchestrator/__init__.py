@@ -1,6 +1,7 @@
 """orchestrator: DAGs as code, run exactly on Celery workers, tracked in SQL."""
 
 from orchestrator.authoring.python import Dag, Output, dag, task
+from orchestrator.authoring.sensors import sensor
 from orchestrator.errors import OrchestratorError
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.execution.task_context import current as context
@@ -14,6 +15,7 @@ __all__ = [
     "TaskContext",
     "context",
     "dag",
+    "sensor",
     "task",
 ]
 

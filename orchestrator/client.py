@@ -19,6 +19,7 @@ from orchestrator.model import records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
 from orchestrator.settings import Settings
+from orchestrator.store.triggers import EmitResult
 from orchestrator.transport import wakeups
 from orchestrator.wiring import Wiring
 
@@ -75,6 +76,14 @@ class Client:
         it once the broker is back)."""
         return self._wiring.commands.submit(self.dagbag.get(dag_id), params,
                                             idempotency_key=idempotency_key)
+
+    def emit(self, name: str, payload: Any = None) -> EmitResult:
+        """Emit named event ``name``: each DAG scheduled on it (``schedule={"event":
+        name}``) and not paused gets a run whose tasks read ``payload``; a paused one
+        leaves it pending. Returns the event id and the runs it started or queued."""
+        from orchestrator.control.triggers import Events
+
+        return Events(self.settings, self._wiring.outcomes).emit(name, payload)
 
     def resolve(self, run_id: str) -> str:
         """The full id of the run a unique prefix names."""

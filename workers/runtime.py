@@ -162,6 +162,7 @@ class Runtime:
         item = claim.item if task_id != t.id else operators.NO_ITEM
         assert self._heartbeat is not None and self._capture is not None
         self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)
+        poked_at = time.time()
         try:
             # The log's last chunks are written on leaving, before any outcome is.
             with self._capture.attempt(run_id, task_id, claim.attempt):
@@ -184,6 +185,8 @@ class Runtime:
             except errors.BranchError as exc:
                 return self._failed(task, dag, run_id, task_id, t, claim,
                                     errors.BranchError.__name__, str(exc), None)
+        if t.sensor is not None and not result:
+            return self._poke_again(task, dag, run_id, task_id, t, claim, poked_at)
         store = self.wiring.store
         try:
             change = store.succeed(run_id, task_id, claim.attempt, result, dag.plan, chosen,
@@ -204,6 +207,25 @@ class Runtime:
         self.wiring.outcomes.apply(dag, change, chained=by_chain)
         return None
 
+    def _poke_again(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
+                    t: spec.TaskSpec, claim: Claim, poked_at: float) -> Any:
+        """A sensor found its condition unmet: it sleeps in the database until its next
+        poke (no worker slot, no countdown), or fails once that would pass its timeout."""
+        assert t.sensor is not None
+        task.request.chain = None  # its chain goes on from the poke that succeeds
+        poke, change = self.wiring.store.reschedule(
+            run_id, task_id, claim.attempt, claim.token, poke_interval=t.sensor.poke_interval,
+            timeout=t.sensor.timeout, started=poked_at)
+        if poke == "timed_out":
+            return self._failed(task, dag, run_id, task_id, t, claim,
+                                errors.SensorTimeout.__name__,
+                                f"its condition was still not met after its timeout of "
+                                f"{t.sensor.timeout} s", None, retry=False)
+        if poke == "superseded":
+            return "superseded"
+        self.wiring.outcomes.apply(dag, change)
+        return "rescheduled"
+
     def _unless_unreachable(self, exc: Exception, what: str, run_id: str, task_id: str,
                             attempt: int) -> None:
         """Re-raise a lost database: nothing can be recorded now, and the attempt's lease
@@ -219,9 +241,10 @@ class Runtime:
 
     def _failed(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
                 t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
-                tb: str | None) -> Any:
+                tb: str | None, retry: bool = True) -> Any:
         task.request.chain = None
-        retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts, claim.max_attempts)
+        retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts,
+                                      claim.max_attempts) if retry else None
         store = self.wiring.store
         token = claim.token if isinstance(claim, Claim) else None
         lost = isinstance(claim, GiveUp)  # its worker is gone: its log ends with a marker

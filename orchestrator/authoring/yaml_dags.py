@@ -39,7 +39,7 @@ from orchestrator.model import spec
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
               "trigger_rule", "branch", "max_active", "env", "outlets", "pool", "pool_slots",
-              "priority"}
+              "priority", "sensor"}
 _SCHEDULE_KEYS = {"schedule", "timezone", "catchup", "max_catchup", "max_active_runs",
                   "overlap", "max_active_tasks"}
 _TOP_KEYS = {"id", "description", "params", "tasks", "timeout", *_SCHEDULE_KEYS}

@@ -350,6 +350,9 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
     if t.retry_backoff_max < t.retry_backoff:
         raise errors.DagError(f"task {t.id!r}: retry_backoff_max is below retry_backoff", **at)
     _check_mapping(t, at)
+    if t.sensor is not None and (t.kind != "python" or t.map_over or t.branch):
+        raise errors.DagError(f"task {t.id!r}: a sensor is a python task, neither mapped "
+                              "nor branching", **at)
 
 
 def _check_env(t: TaskSpec, at: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.facade_pools import PoolsMixin
 from orchestrator.store.facade_schedules import SchedulesMixin
+from orchestrator.store.facade_sensors import SensorsMixin
 from orchestrator.store.facade_triggers import TriggersMixin
 from orchestrator.store.results import (
     Busy,
@@ -45,7 +46,7 @@ from orchestrator.store.results import (
 )
 
 
-class Store(TriggersMixin, SchedulesMixin, PoolsMixin, StoreBase):
+class Store(SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ task_instances = Table(
     Column("run_id", String(32), primary_key=True),
     # An instance id is its mapped task's id plus "[index]" (model.limits).
     Column("task_id", String(TASK_ID_COLUMN), primary_key=True),
-    Column("state", String(16), nullable=False),
+    Column("state", String(20), nullable=False),  # up_for_reschedule: 17
     Column("attempt", Integer, nullable=False, default=1),
     Column("max_attempts", Integer, nullable=False),
     Column("lost_attempts", Integer, nullable=False, default=0),
