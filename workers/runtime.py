@@ -158,7 +158,11 @@ class Runtime:
     def _run(self, task: Task, dag: CompiledDag, run_id: str, task_id: str, t: spec.TaskSpec,
              claim: Claim) -> Any:
         header = self.wiring.store.header(run_id)
-        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, header.params)
+        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, header.params,
+                          logical_time=header.logical_time,
+                          interval_start=header.interval_start,
+                          interval_end=header.interval_end, trigger=header.trigger,
+                          payload=header.payload)
         item = claim.item if task_id != t.id else operators.NO_ITEM
         assert self._heartbeat is not None and self._capture is not None
         self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)

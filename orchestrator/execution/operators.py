@@ -86,6 +86,11 @@ def shell_env(task: spec.TaskSpec, ctx: task_context.TaskContext) -> dict[str, s
     env.update(task.env)
     env.update({"ORCH_DAG_ID": ctx.dag_id, "ORCH_RUN_ID": ctx.run_id,
                 "ORCH_TASK_ID": ctx.task_id, "ORCH_ATTEMPT": str(ctx.attempt)})
+    for name, when in (("ORCH_LOGICAL_TIME", ctx.logical_time),
+                       ("ORCH_INTERVAL_START", ctx.interval_start),
+                       ("ORCH_INTERVAL_END", ctx.interval_end)):
+        if when is not None:
+            env[name] = when.isoformat()
     for name, value in ctx.params.items():
         env[f"ORCH_PARAM_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env

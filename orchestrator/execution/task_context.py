@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from orchestrator import errors
@@ -20,6 +21,12 @@ class TaskContext:
     task_id: str
     attempt: int
     params: dict[str, Any]
+    # A scheduled run's tick and data interval [start, end); None for a manual run.
+    logical_time: dt.datetime | None = None
+    interval_start: dt.datetime | None = None
+    interval_end: dt.datetime | None = None
+    trigger: str = "manual"
+    payload: Any = None
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
