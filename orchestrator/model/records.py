@@ -114,6 +114,20 @@ class ApiToken(_Record):
     revoked_at: dt.datetime | None = None
 
 
+class DagState(_Record):
+    """A DAG's pause state and schedule as listed (``schedule`` is human text)."""
+
+    dag_id: str
+    paused: bool
+    schedule: str | None = None
+    timezone: str | None = None
+    catchup: str | None = None
+    next_fire: dt.datetime | None = None
+    last_fire: dt.datetime | None = None
+    skipped: int = 0
+    max_active_runs: int | None = None
+
+
 class Pool(_Record):
     """A slot pool as listed: ``slots`` None is unbounded. ``used`` counts the slots of
     its queued, running and up-for-retry tasks; ``waiting`` the tasks waiting for one."""
