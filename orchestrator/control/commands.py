@@ -7,6 +7,7 @@ params, a timeout above the cap, an unreachable broker.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -15,8 +16,10 @@ from orchestrator import errors
 from orchestrator.control.outcomes import Outcomes
 from orchestrator.model import params as params_
 from orchestrator.model import rerun as rerun_
+from orchestrator.model import schedule
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
+from orchestrator.store import RunStart
 from orchestrator.transport import dispatch
 
 
@@ -37,8 +40,12 @@ class Commands:
         self.store = outcomes.store
 
     def submit(self, dag: CompiledDag, params: Mapping[str, Any] | None = None, *,
-               idempotency_key: str | None = None) -> Submission:
-        """Start a run of ``dag``. Checked first, written once, then sent."""
+               idempotency_key: str | None = None,
+               logical_time: dt.datetime | None = None) -> Submission:
+        """Start a run of ``dag``. Checked first, written once, then sent. A
+        ``logical_time`` (naive: UTC) is the run's, unique per DAG: a second run at the
+        same one is a Conflict naming the first; its data interval is the schedule's
+        when the DAG is timed, else ``[logical_time, logical_time]``."""
         values = params_.validate(dag.spec, params,
                                   max_bytes=self.settings.limits.max_params_bytes)
         if idempotency_key is not None:
@@ -50,7 +57,8 @@ class Commands:
                 f"cannot reach the broker at {dispatch.safe_url(self.settings.broker.url)}: "
                 "nothing was submitted (is `orchestrator up` running?)")
         new = self.store.create_run(dag, run_id=uuid.uuid4().hex, params=values,
-                                    idempotency_key=idempotency_key)
+                                    idempotency_key=idempotency_key,
+                                    start=_manual_start(dag, logical_time))
         if not new.created:
             return Submission(new.run_id, created=False, sent=True)
         roots = [(r, 1) for r in dag.plan.initial]
@@ -104,3 +112,13 @@ class Commands:
         self.outcomes.apply(dag, done.change)
         return list(reset)
 
+
+def _manual_start(dag: CompiledDag, logical_time: dt.datetime | None) -> RunStart | None:
+    if logical_time is None:
+        return None
+    t = (logical_time.replace(tzinfo=dt.UTC) if logical_time.tzinfo is None
+         else logical_time.astimezone(dt.UTC))
+    s = schedule.parse(dag.spec.schedule, dag.spec.timezone)
+    start, end = (schedule.interval(s, t) if isinstance(s, schedule.Cron | schedule.Every)
+                  else (t, t))
+    return RunStart(trigger="manual", logical_time=t, interval_start=start, interval_end=end)

@@ -155,3 +155,22 @@ def test_zurich_fall_back_day_fires_a_daily_0230_once(store: Store) -> None:
     # 02:30 happens twice that night (CEST, then CET): one run, at the first
     assert [t for t in times if t.date() == dt.date(2001, 10, 28)] == [
         dt.datetime(2001, 10, 28, 0, 30, tzinfo=dt.UTC)]
+
+
+def test_submit_with_a_logical_time_is_unique_per_dag(broker_url: str,
+                                                      database_url: str) -> None:
+    from orchestrator import errors
+    from orchestrator.wiring import Wiring
+    from tests.support import make_settings
+
+    dag = _dag("every 1m")
+    at = T0 + dt.timedelta(seconds=90)
+    with Wiring(make_settings(broker_url, database_url)) as wiring:
+        first = wiring.commands.submit(dag, logical_time=at)
+        with pytest.raises(errors.Conflict, match=first.run_id):
+            wiring.commands.submit(dag, logical_time=at.replace(tzinfo=None))
+        made = _runs(wiring.store, dag.id)
+        assert [(r.id, r.trigger, r.logical_time, r.interval_start, r.interval_end)
+                for r in made] == [(first.run_id, "manual", at, at,
+                                    T0 + dt.timedelta(minutes=2))]
+        wiring.store.cancel(first.run_id)
