@@ -110,3 +110,12 @@ def test_bad_schedules_are_clear_errors(value: object, tz: str, fragment: str) -
     with pytest.raises(errors.DagError) as info:
         schedule.parse(value, tz)  # type: ignore[arg-type]
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("day", [dt.date(2026, 3, 8), dt.date(2026, 3, 29), dt.date(2026, 11, 1)])
+def test_every_hour_is_24_ticks_on_every_utc_day(day: dt.date) -> None:
+    s = schedule.parse("every 1h", "America/New_York")
+    assert s is not None
+    start = dt.datetime.combine(day, dt.time(), UTC)
+    eps = dt.timedelta(microseconds=1)
+    assert len(list(schedule.ticks(s, start - eps, start + dt.timedelta(days=1) - eps))) == 24
