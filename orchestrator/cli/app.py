@@ -10,7 +10,7 @@ import sys
 import typer
 
 from orchestrator import errors
-from orchestrator.cli import dags, db, pools, render, runs, server, services, tokens
+from orchestrator.cli import dags, db, pools, render, runs, schedules, server, services, tokens
 from orchestrator.cli import logs as log_cmds
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -18,6 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 for part in (dags, runs, db, services, server, tokens, pools):
     part.register(app)
 log_cmds.register(app)
+schedules.register(app, dags.dags_app)
 
 
 def main() -> None:

@@ -54,7 +54,8 @@ tasks:
 COVERED = {"run", "cancel", "rerun", "worker", "coordinator", "up", "quickstart",
            "dags list", "dags validate", "runs list", "runs show", "db upgrade", "db current",
            "logs", "server", "tokens create", "tokens list", "tokens revoke",
-           "pools set", "pools list", "pools delete"}
+           "pools set", "pools list", "pools delete", "dags pause", "dags unpause",
+           "schedules list"}
 """Every command, each run below (`worker` and `coordinator` by the stacks)."""
 
 
@@ -172,6 +173,10 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
         p.cli(folder, env, "pools", "list")
         p.cli(folder, env, "pools", "list", "--json")
         p.cli(folder, env, "pools", "delete", "secrets_battery")
+        p.cli(folder, env, "dags", "pause", "secrets_parked")
+        p.cli(folder, env, "schedules", "list")
+        p.cli(folder, env, "schedules", "list", "--json")
+        p.cli(folder, env, "dags", "unpause", "secrets_parked")
         run = json.loads(p.cli(folder, env, "run", "secrets_env", "--wait", "--json", ok=(1,)))
         got = _env_of(run)
         assert got["DECLARED"] == "declared-value" and got["ORCH_RUN_ID"] == run["id"]
