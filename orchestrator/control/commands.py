@@ -51,6 +51,9 @@ class Commands:
         if idempotency_key is not None:
             params_.check_key(idempotency_key)
         self._check_limits(dag)
+        if self.store.is_paused(dag.id):
+            raise errors.DagPaused(f"DAG {dag.id!r} is paused: unpause it to start runs "
+                                   f"(orchestrator dags unpause {dag.id})")
         dispatcher = self.outcomes.dispatcher
         if not dispatcher.reachable():
             raise errors.TransportError(

@@ -174,3 +174,17 @@ def test_submit_with_a_logical_time_is_unique_per_dag(broker_url: str,
                 for r in made] == [(first.run_id, "manual", at, at,
                                     T0 + dt.timedelta(minutes=2))]
         wiring.store.cancel(first.run_id)
+
+
+
+def test_submit_to_a_paused_dag_writes_nothing(broker_url: str, database_url: str) -> None:
+    from orchestrator import errors
+    from orchestrator.wiring import Wiring
+    from tests.support import make_settings
+
+    dag = _dag("every 1m")
+    with Wiring(make_settings(broker_url, database_url)) as wiring:
+        wiring.store.set_paused(dag.id, True)
+        with pytest.raises(errors.DagPaused, match="paused"):
+            wiring.commands.submit(dag, logical_time=T0)
+        assert _runs(wiring.store, dag.id) == []
