@@ -89,12 +89,19 @@ def test_the_widening_migration_keeps_every_row(fresh_url: str) -> None:
     have cascade-deleted every attempt."""
     store = Store(fresh_url)
     _upgrade_to(store, "0007")
-    dag = CompiledDag.of(spec.build({"id": "d", "tasks": [
-        {"id": "t" * limits.MAX_ID_LENGTH, "kind": "shell", "command": "true"}]}))
     run_id = uuid.uuid4().hex
-    store.create_run(dag, run_id=run_id, params={"p": 1})
-    # An attempt row as schema 0007 has it (today's claim writes later columns too).
+    # The run, its task and an attempt as schema 0007 has them (today's statements write
+    # later columns too).
     with store.engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO runs (id, dag_id, state, params, total_tasks, unfinished, "
+            "failed_tasks, created_at) VALUES (:run, 'd', 'running', '{\"p\": 1}', 1, 1, 0, "
+            "CURRENT_TIMESTAMP)"), {"run": run_id})
+        conn.execute(sa.text(
+            "INSERT INTO task_instances (run_id, task_id, state, attempt, max_attempts, "
+            "lost_attempts, remaining, failed_up, skipped_up) "
+            "VALUES (:run, :task, 'running', 1, 1, 0, 0, 0, 0)"),
+            {"run": run_id, "task": "t" * limits.MAX_ID_LENGTH})
         conn.execute(sa.text(
             "INSERT INTO attempts (run_id, task_id, attempt, outcome, worker, started_at) "
             "VALUES (:run, :task, 1, 'running', 'w', CURRENT_TIMESTAMP)"),
