@@ -21,7 +21,7 @@ from orchestrator.client import Client
 from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.store import Store
-from tests.support import PG_DEFAULT, Ledger, make_settings
+from tests.support import PG_DEFAULT, Ledger, fresh_database, make_settings
 
 for _key in [k for k in os.environ if k.startswith("ORCH_") and not k.startswith("ORCH_TEST_")]:
     del os.environ[_key]  # a developer's own ORCH_* settings must not leak into tests
@@ -94,6 +94,13 @@ def database_url(request: pytest.FixtureRequest,
     store.upgrade()
     store.dispose()
     return url
+
+
+@pytest.fixture
+def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema) of the same kind as ``database_url``."""
+    with fresh_database(database_url, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

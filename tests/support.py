@@ -3,6 +3,7 @@ test stacks, processes, and DAGs built in code for store-level tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,11 +12,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from orchestrator.model import spec
 from orchestrator.model.compiled import CompiledDag
@@ -171,3 +173,23 @@ class Up:
         if self.proc.stdout is not None:
             self.lines += self.proc.stdout.readlines()
             self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def fresh_database(like: str, folder: Path) -> Iterator[str]:
+    """An empty database of the same kind as ``like``, dropped afterwards: for a test
+    that must see no other test's rows."""
+    url = sa.make_url(like)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{folder / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = f"orch_fresh_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -8,10 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from orchestrator.model import spec
 from orchestrator.model.compiled import CompiledDag
@@ -23,26 +21,11 @@ LATER = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Iterator[Store]:
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'metrics.db'}"
-        admin = None
-    else:
-        name = f"orch_test_metrics_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"),
-                                 isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = sa.make_url(database_url).set(database=name).render_as_string(
-            hide_password=False)
-    s = Store(url)
+def store(fresh_url: str) -> Iterator[Store]:
+    s = Store(fresh_url)
     s.upgrade()
     yield s
     s.dispose()
-    if admin is not None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _dag(dag_id: str, queue: str | None = None) -> CompiledDag:

@@ -56,25 +56,6 @@ json_values = st.recursive(
     max_leaves=25)
 
 
-@pytest.fixture
-def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the same kind as ``database_url``."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"orch_fresh_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def _upgrade_to(store: Store, revision: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(schema.MIGRATIONS))
