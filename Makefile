@@ -1,6 +1,9 @@
 # Two commands matter: `make run` (the quick start) and `make test` (the whole suite).
 # Both create the virtual environment and install what they need on first use.
 PYTHON ?= python3
+# Test processes: each gets its own broker, databases and worker stacks (session
+# fixtures), and takes whole files, so a file's shared stack starts once.
+TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -23,7 +26,7 @@ up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker, Flower and th
 
 test: $(STAMP)  ## the whole suite: unit, integration (SQLite + PostgreSQL), fault, security
 	bash .ci/system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
-from tests.support import ROOT
+from tests.support import ROOT, alive
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120
@@ -30,23 +31,33 @@ def test_two_workers_share_one_run(own_stack: LocalStack) -> None:
         "left", "right"}
 
 
-def _valkey_pids() -> set[str]:
-    out = subprocess.run(["pgrep", "-f", "valkey"], capture_output=True, text=True,
-                         check=False).stdout
-    return set(out.split())
+def _carrying(mark: str) -> list[int]:
+    """Live processes whose environment holds ``mark``: what a command we started left
+    behind (its broker inherits the environment), whatever other tests run beside it."""
+    needle = mark.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_quickstart_runs_the_example_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """`make run` is `orchestrator quickstart example`: the same command, end to end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env["ORCH_DATABASE_URL"] = f"sqlite:///{tmp_path / 'quick.db'}"
-    before = _valkey_pids()
+    mark = f"ORCH_TEST_MARK={uuid.uuid4().hex}"
+    env["ORCH_TEST_MARK"] = mark.split("=", 1)[1]
     proc = subprocess.run([sys.executable, "-m", "orchestrator", "quickstart", "example"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
                           check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "success" in proc.stdout
-    assert _valkey_pids() <= before
+    assert _carrying(mark) == []
     with Client(database_url=env["ORCH_DATABASE_URL"], dags_path=str(ROOT / "dags")) as c:
         (run,) = c.runs()
         assert run.state == RunState.SUCCESS and run.dag_id == "example"
