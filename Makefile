@@ -12,8 +12,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# A package index that drops a connection mid-download (CI saw IncompleteRead)
+	# fails one try, not the build: pip keeps what it already fetched.
+	for try in 1 2 3; do $(BIN)/python -m pip install -q --upgrade pip && break; sleep 5; done
+	for try in 1 2 3; do $(BIN)/python -m pip install -q -e '.[dev]' && break; \
+	  test $$try -lt 3 || exit 1; sleep 5; done
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,6 +23,7 @@ from orchestrator.model import spec
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.store import Store
+from orchestrator.store.seed import scratch_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DAGS = ROOT / "tests" / "dags"
@@ -179,17 +180,8 @@ class Up:
 def fresh_database(like: str, folder: Path) -> Iterator[str]:
     """An empty database of the same kind as ``like``, dropped afterwards: for a test
     that must see no other test's rows."""
-    url = sa.make_url(like)
-    if url.get_backend_name() == "sqlite":
+    if sa.make_url(like).get_backend_name() == "sqlite":
         yield f"sqlite:///{folder / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
         return
-    name = f"orch_fresh_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with scratch_postgres(like, prefix="orch_fresh") as url:
+        yield url

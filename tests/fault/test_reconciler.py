@@ -182,23 +182,19 @@ def test_coordinators_skip_the_rows_another_one_holds(postgres_url: str,
     # a database of its own: in the shared one, other tests' queued rows can fill the
     # batch of 1000 that one pass takes, leaving 'free' for the next pass
     with fresh_database(postgres_url, tmp_path) as url:
-        _skip_held_rows(url)
-
-
-def _skip_held_rows(url: str) -> None:
-    store = Store(url)
-    store.upgrade()
-    other = Store(url)
-    held, free = _queued_run(store), _queued_run(store)
-    cutoff = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    with other.engine.connect() as conn, conn.begin():
-        # another coordinator is in the middle of taking 'held': its row is locked
-        conn.execute(sa.select(task_instances.c.task_id).where(
-            task_instances.c.run_id == held).with_for_update())
-        mine = {s.run_id for s in _take(store, cutoff)}  # returns without waiting
-    assert free in mine and held not in mine
-    other.dispose()
-    store.dispose()
+        store = Store(url)
+        store.upgrade()
+        other = Store(url)
+        held, free = _queued_run(store), _queued_run(store)
+        cutoff = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        with other.engine.connect() as conn, conn.begin():
+            # another coordinator is in the middle of taking 'held': its row is locked
+            conn.execute(sa.select(task_instances.c.task_id).where(
+                task_instances.c.run_id == held).with_for_update())
+            mine = {s.run_id for s in _take(store, cutoff)}  # returns without waiting
+        assert free in mine and held not in mine
+        other.dispose()
+        store.dispose()
 
 
 def test_one_reconciler_at_a_time_holds_the_lease(database_url: str) -> None:
