@@ -6,6 +6,7 @@ params, a timeout above the cap, an unreachable broker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -19,7 +20,7 @@ from orchestrator.model import rerun as rerun_
 from orchestrator.model import schedule
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
-from orchestrator.store import RunStart
+from orchestrator.store import Change, RunStart
 from orchestrator.transport import dispatch
 
 
@@ -64,8 +65,11 @@ class Commands:
                                     start=_manual_start(dag, logical_time))
         if not new.created:
             return Submission(new.run_id, created=False, sent=True)
-        roots = [(r, 1) for r in dag.plan.initial]
+        roots = [(r, 1) for r in dag.plan.initial] if new.queued is None else list(new.queued)
         self.outcomes.run_started(dag, new.run_id, roots)
+        if new.elsewhere:  # waiters of other runs its fill admitted: marked unsent if lost
+            with contextlib.suppress(errors.TransportError):
+                self.outcomes.apply(dag, Change(new.run_id, elsewhere=list(new.elsewhere)))
         try:
             self.outcomes.send(dag, new.run_id, roots)
         except errors.TransportError:
@@ -78,6 +82,15 @@ class Commands:
             if t.timeout is not None and t.timeout > cap:
                 raise errors.DagError(f"task {t.id!r}: timeout {t.timeout} s is above "
                                       f"ORCH_TASK_TIMEOUT_MAX ({cap} s)", dag_id=dag.id)
+        named = {s.pool for s in dag.plan.slots.values()} - {None}
+        if named:
+            known = {p.name for p in self.store.pools()}
+            for t in dag.spec.tasks:
+                if t.pool in named - known:
+                    raise errors.UnknownPool(
+                        f"task {t.id!r} of DAG {dag.id!r} takes slots of pool {t.pool!r}, "
+                        f"which does not exist: create it first (orchestrator pools set "
+                        f"{t.pool} --slots N)")
 
     def cancel(self, run_id: str) -> None:
         """Cancel a running run: queued tasks never start, running ones are terminated,
@@ -110,7 +123,7 @@ class Commands:
         redo = [t for t in reset if t in p.map_over] if from_task is not None else []
         done = self.store.rerun(run_id, reset, {t: dag.spec.task(t).max_attempts for t in reset},
                                 leaves=[t for t in p.order if not p.downstream[t]],
-                                redo_instances=redo)
+                                redo_instances=redo, p=p)
         self.outcomes.run_started(dag, run_id, [])
         self.outcomes.apply(dag, done.change)
         return list(reset)

@@ -74,6 +74,7 @@ class Reconciler:
             self._seen_since = time.monotonic()
         now = dt.datetime.now(dt.UTC)
         sensors.wake(self.outcomes)
+        self.store.fill_pools()  # what it admits is marked unsent: sent below
         self._time_out_runs()
         for o in self.store.overdue_tasks(grace=self.settings.worker.time_limit_grace):
             self._time_out(o)

@@ -19,6 +19,21 @@ from orchestrator.model.triggers import TriggerRule
 MAX_SEGMENT = 64
 """Longest chain sent as one message, so messages stay O(segment) even on a long line."""
 
+DEFAULT_POOL = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """What a task takes while queued or running: ``slots`` of ``pool`` (None: the
+    default pool). A mapped task's own row takes none; each of its instances takes its."""
+
+    pool: str | None = None
+    slots: int = 1
+
+
+NO_SLOT = Slot(None, 0)
+_ONE = Slot()
+
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -34,6 +49,29 @@ class Plan:
     """The DAG's run-slot limit: only then does a finishing run look for a queued one."""
     outlets: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """Node -> the assets its success updates (only nodes that declare some)."""
+    slots: dict[str, Slot] = dataclasses.field(default_factory=dict)
+    """Node -> its slot, for nodes with a named pool or other than one slot."""
+    priority: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Node -> its priority among waiters, for nodes other than 0."""
+    max_active_tasks: int | None = None
+
+    @property
+    def pooled(self) -> bool:
+        """Some task of it waits for a named pool's slot, or the DAG bounds its tasks."""
+        return self.max_active_tasks is not None or any(
+            s.pool is not None for s in self.slots.values())
+
+    @property
+    def pools(self) -> frozenset[str | None]:
+        """Every pool its tasks take slots of (None: the default pool)."""
+        return frozenset({None, *(s.pool for s in self.slots.values())})
+
+    def slot(self, task_id: str) -> Slot:
+        """The slot a task (or a mapped task's instance, ``name[i]``) takes."""
+        node, index = spec_.split_task_id(task_id)
+        if index is None and node in self.map_over:
+            return NO_SLOT
+        return self.slots.get(node, _ONE)
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -102,7 +140,15 @@ def build(dag: spec_.DagSpec) -> Plan:
                 depth[kids[0]] = length + 1
     return Plan(dag.id, order, upstream, downstream, chain_next, rules, map_over,
                 max_active_runs=dag.max_active_runs,
-                outlets={t.id: t.outlets for t in dag.tasks if t.outlets})
+                outlets={t.id: t.outlets for t in dag.tasks if t.outlets},
+                slots={t.id: Slot(_pool(t.pool), t.pool_slots) for t in dag.tasks
+                       if _pool(t.pool) is not None or t.pool_slots != 1},
+                priority={t.id: t.priority for t in dag.tasks if t.priority},
+                max_active_tasks=dag.max_active_tasks)
+
+
+def _pool(name: str | None) -> str | None:
+    return None if name == DEFAULT_POOL else name
 
 
 def _topological(upstream: dict[str, tuple[str, ...]],

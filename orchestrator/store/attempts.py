@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from orchestrator import errors
 from orchestrator.model import limits, plan, spec
 from orchestrator.model.states import AttemptOutcome, TaskState
-from orchestrator.store import advance, logs, mapping, triggers
+from orchestrator.store import admission, advance, logs, mapping, triggers
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Busy, Change, Claim, GiveUp, NotDue
 
@@ -130,6 +130,7 @@ def succeed(conn: Connection, run_id: str, task_id: str, attempt: int, result: A
     if p.outlets and task_id in p.outlets and resolve is not None:
         triggers.emit(conn, "asset", p.outlets[task_id], None, resolve=resolve, now=now,
                       change=change, run_id=run_id, task_id=task_id)
+    admission.settle(conn, run_id, p, change, now, freed=[task_id])
     return change
 
 
@@ -159,6 +160,7 @@ def fail(conn: Connection, run_id: str, task_id: str, attempt: int, *, error_typ
         return change
     change.finished.append((task_id, TaskState.FAILED))
     _hand_on(conn, run_id, task_id, TaskState.FAILED, None, p, now, change)
+    admission.settle(conn, run_id, p, change, now, freed=[task_id])
     return change
 
 
@@ -194,11 +196,13 @@ def expand(conn: Connection, run_id: str, task_id: str, attempt: int, *, source:
     change = Change(run_id)
     if error is None and isinstance(items, list):
         change.queued += mapping.lay_out(conn, run_id, task_id, items, max_active=max_active,
-                                         max_attempts=max_attempts, now=now)
+                                         max_attempts=max_attempts, now=now,
+                                         columns=admission.slot_columns(p, f"{task_id}[0]"))
     if error is not None or not change.queued:
         finished, failed = mapping.end(
             conn, run_id, task_id, p=p, now=now, change=change,
             error=error and f"{errors.MapError.__name__}: {error}")
         advance.count_down(conn, run_id, finished=finished, failed=failed, now=now,
                            change=change, p=p)
+    admission.settle(conn, run_id, p, change, now)
     return change

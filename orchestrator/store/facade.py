@@ -65,10 +65,11 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
                     if existing is not None:
                         return existing
                 # a version this process wrote or read is stored: no query for it again
-                runs.create(conn, dag, run_id=run_id, params=params,
-                            idempotency_key=idempotency_key,
-                            version_stored=dag.version in self._versions, now=_now(),
-                            start=start)
+                change = Change(run_id)
+                queued = runs.create(conn, dag, run_id=run_id, params=params,
+                                     idempotency_key=idempotency_key,
+                                     version_stored=dag.version in self._versions,
+                                     now=_now(), start=start, change=change)
         except IntegrityError:
             if start is not None and start.logical_time is not None:
                 with self._tx(write=False) as conn:
@@ -82,7 +83,8 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
                 raise
             return existing
         self._versions.setdefault(dag.version, dag)
-        return NewRun(run_id, created=True)
+        return NewRun(run_id, created=True, queued=None if queued is None else tuple(queued),
+                      elsewhere=tuple(change.elsewhere))
 
     def mark_unsent(self, run_id: str, task_ids: Sequence[str]) -> None:
         """Their messages could not be sent: the reconciler's next pass sends them."""
@@ -136,10 +138,12 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
 
     @engine_.retry_transient
     def rerun(self, run_id: str, reset: Mapping[str, Reset], budgets: Mapping[str, int],
-              leaves: Collection[str], redo_instances: Collection[str] = ()) -> Rerun:
+              leaves: Collection[str], redo_instances: Collection[str] = (),
+              p: plan.Plan | None = None) -> Rerun:
+        """``p``: the run's plan, so tasks that need a pool slot wait for one."""
         with self._tx() as conn:
             change, numbers = runs.rerun(conn, run_id, reset, budgets, leaves, redo_instances,
-                                         _now())
+                                         _now(), p)
         return Rerun(change, numbers)
 
     @engine_.retry_transient

@@ -12,6 +12,7 @@ order and hands that on like any finished task. Messages stay one per instance.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -35,14 +36,15 @@ def problem(items: Any, source: str, max_items: int) -> str | None:
 
 
 def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
-            max_active: int | None, max_attempts: int,
-            now: dt.datetime) -> list[tuple[str, int]]:
+            max_active: int | None, max_attempts: int, now: dt.datetime,
+            columns: Mapping[str, Any] | None = None) -> list[tuple[str, int]]:
     """Write one instance row per item and queue the first ``max_active``; return those.
 
     After a rerun the rows exist: an instance that succeeded on the same item keeps its
     result, the others start over as their next attempt (so a message of an earlier
     attempt is still fenced off), and rows past the end of a shorter list are skipped
-    (kept, not deleted, so their attempt numbers never restart)."""
+    (kept, not deleted, so their attempt numbers never restart). ``columns``: the slot
+    columns every instance row gets (store.admission)."""
     key = {"b_run": run_id, "b_parent": task_id}
     existing = {r.map_index: r for r in conn.execute(sql.INSTANCES, key)}
     kept = {i for i, r in existing.items() if i < len(items)
@@ -63,7 +65,7 @@ def lay_out(conn: Connection, run_id: str, task_id: str, items: list[Any], *,
             "max_attempts": max_attempts, "lost_attempts": 0, "remaining": 0,
             "failed_up": 0, "skipped_up": 0, "map_parent": task_id, "map_index": i,
             "map_item": items[i], "state": state(i)[0], "queued_at": state(i)[1],
-            "ready_at": state(i)[1]}
+            "ready_at": state(i)[1], **(columns or {})}
            for i in todo if i not in existing]
     if new:
         conn.execute(sql.INSERT_TASKS, new)

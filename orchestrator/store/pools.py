@@ -13,10 +13,11 @@ from sqlalchemy import Connection
 
 from orchestrator import errors
 from orchestrator.model import records
+from orchestrator.model.plan import DEFAULT_POOL
 from orchestrator.model.states import HOLDS_SLOT, TaskState
 from orchestrator.store import sql_pools as sql
 
-DEFAULT = "default"
+DEFAULT = DEFAULT_POOL
 NAME_MAX = 100
 SLOTS_MAX = 1_000_000
 
@@ -54,7 +55,7 @@ def get(conn: Connection, name: str) -> records.Pool:
     if row is None:
         raise errors.UnknownPool(f"no pool {name!r}")
     return _pool(row.name, row.slots, row.description,
-                 conn.execute(sql.USAGE_OF, {"b_name": name}).all())
+                 conn.execute(sql.USAGE_OF[name == DEFAULT], {"b_name": name}).all())
 
 
 def listing(conn: Connection) -> list[records.Pool]:

@@ -18,6 +18,10 @@ from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 class NewRun:
     run_id: str
     created: bool
+    queued: tuple[tuple[str, int], ...] | None = None
+    """The initial tasks queued, when some wait for a pool slot (None: all of them)."""
+    elsewhere: tuple[tuple[str, str, int], ...] = ()
+    """Waiters of other runs its pool fill admitted (see Change.elsewhere)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from orchestrator.model import plan
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
-from orchestrator.store import advance, run_slots
+from orchestrator.store import admission, advance, run_slots
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Change, NewRun, RunStart
 from orchestrator.store.tables import dag_versions
@@ -45,9 +45,12 @@ def by_key(conn: Connection, dag_id: str, key: str,
 
 def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[str, Any],
            idempotency_key: str | None, version_stored: bool, now: dt.datetime,
-           start: RunStart | None = None) -> None:
+           start: RunStart | None = None, change: Change | None = None,
+           ) -> list[tuple[str, int]] | None:
     """Write the run and one row per task; the initial tasks start queued (pending, in
-    a run created queued for a run slot).
+    a run created queued for a run slot). Those that need a pool slot wait for it: then
+    the initial tasks queued are returned (None: all of them), and waiters of other runs
+    the fill admitted go to ``change.elsewhere``.
     ``version_stored``: the caller knows the DAG version is in the database already."""
     start = start or RunStart()
     p = dag.plan
@@ -56,7 +59,7 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
              "state": TaskState.QUEUED if node in first else TaskState.PENDING,
              "attempt": 1, "max_attempts": dag.spec.task(node).max_attempts,
              "lost_attempts": 0, "remaining": len(ups), "failed_up": 0, "skipped_up": 0,
-             "queued_at": now if node in first else None}
+             "queued_at": now if node in first else None, **admission.slot_columns(p, node)}
             for node, ups in p.upstream.items()]
     timeout = dag.spec.timeout
     if not version_stored:
@@ -72,6 +75,14 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
         "interval_end": start.interval_end, "payload": start.payload,
         "backfill_id": start.backfill_id})
     conn.execute(sql.INSERT_TASKS, rows)
+    if not first or not admission.needed(conn, p):
+        return None
+    held = Change(run_id, queued=[(t, 1) for t in p.initial])
+    admission.settle(conn, run_id, p, held, now)
+    if change is not None:
+        change.elsewhere += held.elsewhere
+    return held.queued
+
 
 
 def mark_unsent(conn: Connection, run_id: str, task_ids: list[str]) -> None:
@@ -81,7 +92,8 @@ def mark_unsent(conn: Connection, run_id: str, task_ids: list[str]) -> None:
 
 def rerun(conn: Connection, run_id: str, reset: Mapping[str, Reset],
           budgets: Mapping[str, int], leaves: Collection[str],
-          redo_instances: Collection[str], now: dt.datetime) -> tuple[Change, dict[str, int]]:
+          redo_instances: Collection[str], now: dt.datetime, p: plan.Plan | None = None,
+          ) -> tuple[Change, dict[str, int]]:
     """Reset finished tasks of a finished run to ``(state, remaining, failed_up,
     skipped_up)`` as new attempts. The instances of the mapped tasks in
     ``redo_instances`` are set back to pending, so the mapped task's next expansion
@@ -124,6 +136,8 @@ def rerun(conn: Connection, run_id: str, reset: Mapping[str, Reset],
                                       "b_failed": failed})
     if unfinished == 0:
         advance.count_down(conn, run_id, finished=0, failed=0, now=now, change=change)
+    elif p is not None:
+        admission.settle(conn, run_id, p, change, now)
     return change, attempts
 
 
@@ -148,6 +162,8 @@ def stop(conn: Connection, run_id: str, *, state: RunState, reason: str,
             change.terminate.append(r.celery_id)
     change.finished += [(task_id, TaskState.CANCELLED) for task_id in conn.execute(
         sql.CANCEL_TASKS, {"b_run": run_id, "b_now": now, "b_reason": reason}).scalars()]
-    if p is not None and p.max_active_runs is not None:
-        run_slots.start_next(conn, p.dag_id, now, change, p.max_active_runs)
+    if p is not None:
+        admission.settle(conn, run_id, p, change, now, freed=p.order)
+        if p.max_active_runs is not None:
+            run_slots.start_next(conn, p.dag_id, now, change, p.max_active_runs)
     return change

@@ -12,8 +12,8 @@ import enum
 from sqlalchemy import Connection
 
 from orchestrator.model.states import AttemptOutcome
+from orchestrator.store import admission, statements
 from orchestrator.store import sql_sensors as sql
-from orchestrator.store import statements
 from orchestrator.store.results import AttemptEnd, Change
 
 
@@ -47,16 +47,29 @@ def reschedule(conn: Connection, run_id: str, task_id: str, attempt: int, token:
         return (Poke.TIMED_OUT if alive else Poke.SUPERSEDED), Change.nothing(run_id)
     conn.execute(statements.END_ATTEMPT, {**key, "b_outcome": AttemptOutcome.RESCHEDULED,
                                           "b_now": now})
-    return Poke.RESCHEDULED, Change(run_id, ended=[
-        AttemptEnd(task_id, attempt, AttemptOutcome.RESCHEDULED)])
+    change = Change(run_id, ended=[AttemptEnd(task_id, attempt, AttemptOutcome.RESCHEDULED)])
+    # asleep, it holds no slot: the next waiter gets it now
+    for a in admission.release_row(conn, run_id, task_id, now):
+        change.elsewhere.append((a.run_id, a.task_id, a.attempt))
+    return Poke.RESCHEDULED, change
 
 
 def wake(conn: Connection, now: dt.datetime, limit: int = 100) -> list[Due]:
-    """Queue the sensors whose next poke is due; returns the rows queued, to send.
-    (A pooled sensor would be admitted here by the pools' rules instead.)"""
-    queued = []
+    """Queue the sensors whose next poke is due; returns the rows queued, to send. One
+    that needs a pool slot waits for it, and those its pool admits are returned."""
+    queued: list[Due] = []
+    held: list[Due] = []
     for r in conn.execute(sql.DUE, {"b_now": now, "b_limit": limit}).all():
         if conn.execute(sql.WAKE, {"b_run": r.run_id, "b_task": r.task_id,
                                    "b_attempt": r.attempt, "b_now": now}).rowcount == 1:
-            queued.append(Due(r.run_id, r.dag_id, r.task_id, r.attempt))
+            (held if r.gated else queued).append(Due(r.run_id, r.dag_id, r.task_id, r.attempt))
+    if not held and not admission.default_bounded(conn):
+        return queued
+    held += queued
+    queued = []
+    dags = {d.run_id: d.dag_id for d in held}
+    for a in admission.hold_and_fill(conn, [(d.run_id, d.task_id) for d in held], now):
+        dag_id = dags.get(a.run_id) or conn.execute(
+            statements.RUN_HEADER, {"b_run": a.run_id}).one().dag_id
+        queued.append(Due(a.run_id, dag_id, a.task_id, a.attempt))
     return queued

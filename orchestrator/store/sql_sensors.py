@@ -26,7 +26,8 @@ RESCHEDULE = update(ti).where(
     deadline=None, token=None)
 
 DUE = (
-    select(ti.c.run_id, runs.c.dag_id, ti.c.task_id, ti.c.attempt)
+    select(ti.c.run_id, runs.c.dag_id, ti.c.task_id, ti.c.attempt,
+           (ti.c.pool.isnot(None) | ti.c.dag_limit.isnot(None)).label("gated"))
     .join(runs, runs.c.id == ti.c.run_id)
     .where(ti.c.state == TaskState.UP_FOR_RESCHEDULE, ti.c.wake_at <= _now,
            runs.c.state == RunState.RUNNING)

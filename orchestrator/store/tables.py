@@ -143,12 +143,14 @@ task_instances = Table(
     Column("map_parent", String(100)),
     Column("map_index", Integer),
     Column("map_item", Json),
-    # Slots: the pool it takes pool_slots of (NULL: none, not counted), and its DAG when
-    # that DAG bounds its tasks in flight (max_active_tasks). priority orders waiters.
+    # Slots: the pool it takes pool_slots of (NULL: the default pool), and its DAG with
+    # that DAG's max_active_tasks when it has one (dag_limit, dag_cap). priority orders
+    # waiters. A mapped task's own row takes none (0): its instances do.
     Column("pool", String(100)),
     Column("pool_slots", Integer, nullable=False, server_default="1"),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("dag_limit", String(100)),
+    Column("dag_cap", Integer),
     # A sensor between pokes: when the coordinator sends it again, and the wall time its
     # timeout ends at (set by its first poke).
     Column("wake_at", UTCDateTime),

@@ -128,7 +128,7 @@ def consume(conn: Connection, dag_id: str, *, resolve: Resolve, now: dt.datetime
         queued = active is not None and active >= row.max_active_runs
         new_id = uuid.uuid4().hex
         runs.create(conn, dag, run_id=new_id, params=values, idempotency_key=None,
-                    version_stored=True, now=now,
+                    version_stored=True, now=now, change=change,
                     start=RunStart(trigger=kind, payload=payload, queued=queued))
         conn.execute(sql.CONSUME, {"b_dag": dag_id, "b_ids": [e.id for e in batch],
                                    "b_run": new_id, "b_now": now})
