@@ -85,6 +85,16 @@ class Client:
 
         return Events(self.settings, self._wiring.outcomes).emit(name, payload)
 
+    def set_pool(self, name: str, slots: int | None,
+                 description: str | None = None) -> records.Pool:
+        """Create pool ``name`` or change its slots (None: unbounded). Waiters a bigger
+        pool has room for are sent by the coordinator's next pass."""
+        return self.store.set_pool(name, slots, description)
+
+    def pools(self) -> list[records.Pool]:
+        """Every pool with its slots and what its tasks hold and wait for."""
+        return self.store.pools()
+
     def resolve(self, run_id: str) -> str:
         """The full id of the run a unique prefix names."""
         return run_id if len(run_id) == 32 else self.store.resolve_run_id(run_id)
