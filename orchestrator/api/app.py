@@ -21,6 +21,7 @@ from orchestrator.api import (
     metrics_route,
     pages,
     problems,
+    routes_control,
     routes_dags,
     routes_logs,
     routes_runs,
@@ -76,7 +77,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
             raise HTTPProblem(503, "the state database does not answer") from None
         return Health(status="ok", database="ok")
 
-    for router in (routes_dags.router, routes_runs.router, routes_logs.router):
+    for router in (routes_dags.router, routes_runs.router, routes_logs.router,
+                   routes_control.router):
         app.include_router(router, prefix=API)
     app.include_router(docs.router)
     # The run view's pages and /metrics plug in here, one line each.

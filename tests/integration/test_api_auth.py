@@ -98,7 +98,7 @@ def test_every_route_needs_a_token_and_viewers_cannot_act(client: Client,
     # operators only: exactly the API's routes that change something
     acting = {r.path for r in api_routes if (r.methods or set()) - {"GET", "HEAD"}}
     assert {r.path for r in api_routes if _operator_only(r)} == acting
-    assert len(acting) == 3, acting
+    assert len(acting) == 5, acting
     viewer, operator = token(client, "viewer"), token(client, "operator")
     with serving(app) as base, httpx.Client(base_url=base, timeout=60) as anon, \
             httpx.Client(base_url=base, timeout=60,
