@@ -89,6 +89,16 @@ class StoreCollector(Collector):
                      "Age of the oldest task queued and not yet taken by a worker, by "
                      "DAG (max() over DAGs for all of them).", ["dag"],
                      {(d,): age for d, age in s.oldest_queued.items()})
+        yield _gauge("orchestrator_pool_slots", "Slots of each bounded pool.", ["pool"],
+                     {(p.name,): p.slots for p in s.pools if p.slots is not None})
+        yield _gauge("orchestrator_pool_used_slots",
+                     "Slots held by a pool's queued, running and up-for-retry tasks.",
+                     ["pool"], {(p.name,): p.used for p in s.pools})
+        for state in ("queued", "running", "waiting"):
+            yield _gauge(f"orchestrator_pool_{state}_tasks",
+                         f"Tasks of a pool that are {state}"
+                         + (" for a slot." if state == "waiting" else "."),
+                         ["pool"], {(p.name,): getattr(p, state) for p in s.pools})
 
 
 def _merge_queues(by_queue: dict[tuple[str, str | None], Histogram],

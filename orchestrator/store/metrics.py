@@ -29,7 +29,9 @@ from sqlalchemy import (
     select,
 )
 
+from orchestrator.model import records
 from orchestrator.model.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
+from orchestrator.store import pools
 from orchestrator.store.tables import attempts, dag_versions, runs, task_instances
 
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -85,6 +87,8 @@ class Snapshot:
     """Attempts lost with their worker (the next attempt took over), by dag."""
     oldest_queued: dict[str, float]
     """Age in seconds of the oldest task queued and not taken, by dag."""
+    pools: list[records.Pool] = dataclasses.field(default_factory=list)
+    """Every pool with its slots and usage (summed from the task rows)."""
 
     @property
     def oldest_queued_overall(self) -> float | None:
@@ -236,4 +240,4 @@ def snapshot(conn: Connection, now: dt.datetime) -> Snapshot:
     oldest = {row.dag_id: max(0.0, (now - row.since).total_seconds())
               for row in conn.execute(st.oldest) if row.since is not None}
     return Snapshot(now, finished, running, counts, wait, durations, handoff, resends,
-                    takeovers, oldest)
+                    takeovers, oldest, pools.listing(conn))

@@ -73,6 +73,8 @@ def test_a_pool_admits_its_slots_and_each_end_starts_the_next_waiter(store: Stor
     run_id, queued = _start(store, dag)
     assert queued == ["a", "b"]  # oldest first among equal priorities, by task id
     assert store.pool(pool).waiting == 3 and store.pool(pool).used == 2
+    shown = next(p for p in store.metrics().pools if p.name == pool)  # /metrics reads this
+    assert (shown.slots, shown.used, shown.queued, shown.waiting) == (2, 2, 2, 3)
     change = _finish(store, dag, run_id, "a")
     assert [t for t, _ in change.queued] == ["c"]  # the same transaction admitted it
     assert _states(store, run_id)["c"] == TaskState.QUEUED

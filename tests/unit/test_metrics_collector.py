@@ -7,6 +7,7 @@ import datetime as dt
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.model.records import Pool
 from orchestrator.observability import metrics
 from orchestrator.store.metrics import LATENCY_BUCKETS, RUN_BUCKETS, Histogram, Snapshot
 
@@ -24,7 +25,9 @@ SNAP = Snapshot(
                 ("d", "other"): _h(LATENCY_BUCKETS, 7.0)},
     run_duration={"d": _h(RUN_BUCKETS, 1.5, 100.0)},
     handoff={"d": _h(LATENCY_BUCKETS, 0.0004, 0.003, 90.0)},
-    resends={"d": 5}, takeovers={"d": 1}, oldest_queued={"d": 12.5})
+    resends={"d": 5}, takeovers={"d": 1}, oldest_queued={"d": 12.5},
+    pools=[Pool(name="default", slots=None, used=1, queued=1, running=0, waiting=0),
+           Pool(name="db", slots=2, used=2, queued=0, running=1, waiting=4)])
 
 
 def _families(text: str) -> dict[str, tuple[str, dict[tuple[str, frozenset[tuple[str, str]]],
@@ -45,7 +48,9 @@ def test_every_family_with_its_type_and_labels() -> None:
         "orchestrator_handoff_latency_seconds": "histogram",
         "orchestrator_reconciler_resends": "counter",
         "orchestrator_reconciler_takeovers": "counter",
-        "orchestrator_oldest_queued_task_age_seconds": "gauge"}
+        "orchestrator_oldest_queued_task_age_seconds": "gauge",
+        **{f"orchestrator_pool_{n}": "gauge" for n in (
+            "slots", "used_slots", "queued_tasks", "running_tasks", "waiting_tasks")}}
     runs = fams["orchestrator_runs"][1]
     assert runs[("orchestrator_runs_total", frozenset({("dag", "d"), ("state", "success")}))] == 3
     samples = fams["orchestrator_handoff_latency_seconds"][1]
@@ -62,6 +67,13 @@ def test_every_family_with_its_type_and_labels() -> None:
     assert counts == {"q0": 2, "other": 1}
     assert fams["orchestrator_oldest_queued_task_age_seconds"][1] == {
         ("orchestrator_oldest_queued_task_age_seconds", frozenset({("dag", "d")})): 12.5}
+
+    def pool(family: str) -> dict[str, float]:
+        return {dict(labels)["pool"]: v for (_, labels), v in fams[family][1].items()}
+
+    assert pool("orchestrator_pool_slots") == {"db": 2}  # the unbounded one has no bound
+    assert pool("orchestrator_pool_used_slots") == {"default": 1, "db": 2}
+    assert pool("orchestrator_pool_waiting_tasks") == {"default": 0, "db": 4}
 
 
 def test_a_snapshot_is_reused_until_it_is_ttl_old() -> None:
