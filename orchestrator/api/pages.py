@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator import errors
-from orchestrator.api import auth, deps, pages_forms, pages_grid, pages_runs
+from orchestrator.api import auth, deps, pages_forms, pages_grid, pages_pools, pages_runs
 from orchestrator.api import pages_common as common
 from orchestrator.api.problems import HTTPProblem
 from orchestrator.model.compiled import CompiledDag
@@ -26,6 +26,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(common.router)
 router.include_router(pages_grid.router)
 router.include_router(pages_runs.router)
+router.include_router(pages_pools.router)
 
 RECENT = 12
 """Runs shown per DAG on the DAG list."""
@@ -77,7 +78,9 @@ def dag_list(request: Request) -> Response:
     bag = deps.dagbag(request)  # rescanned every few seconds: new files show up
     dags = sorted(bag.dags.values(), key=lambda d: d.id)
     recent = deps.client(request).store.recent_runs([d.id for d in dags], RECENT)
-    items = [{"dag": d, "runs": recent.get(d.id, [])} for d in dags]
+    states = common.schedules(request, dags)
+    items = [{"dag": d, "runs": recent.get(d.id, []), "sched": states.get(d.id)}
+             for d in dags]
     load_errors = sorted((path, str(e)) for path, e in bag.errors.items())
     return common.render(request, "dags.html", dags=items, load_errors=load_errors)
 
@@ -102,7 +105,7 @@ def _dag_page(request: Request, dag: CompiledDag, *, status: int = 200,
                          graph=svg_of(dag),
                          fields=pages_forms.fields(dag.spec, submitted),
                          field_errors=field_errors or {}, form_errors=form_errors or [],
-                         runs=runs)
+                         runs=runs, sched=common.schedules(request, [dag]).get(dag.id))
 
 
 @router.get("/dags/{dag_id}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,8 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from orchestrator.api import auth, graph
+from orchestrator.api import auth, deps, graph
 from orchestrator.api.problems import HTTPProblem
+from orchestrator.model import records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import RunState, TaskState
 
@@ -143,6 +145,14 @@ def to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303,
                             headers=SECURITY_HEADERS)
+
+
+def schedules(request: Request, dags: Sequence[CompiledDag]) -> dict[str, records.DagState]:
+    """The pause state and schedule of these DAGs (those a coordinator registered or
+    someone paused: the others have no row, and are neither)."""
+    store = deps.client(request).store
+    found = store.dag_states([d.id for d in dags]) if dags else []
+    return {s.dag_id: s for s in found}
 
 
 def signed_in(request: Request) -> auth.Principal | RedirectResponse:

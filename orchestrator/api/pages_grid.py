@@ -80,4 +80,5 @@ def grid_page(request: Request, dag_id: str, limit: str = str(GRID_LIMIT),
                 columns.append(task_id)
     return common.render(request, "grid.html", dag=dag, page=page,
                          rows=rows_html(page.runs, columns), columns=columns,
-                         mapped=set(dag.plan.map_over), limit=int(limit), cursor=cursor)
+                         mapped=set(dag.plan.map_over), limit=int(limit), cursor=cursor,
+                         sched=common.schedules(request, [dag]).get(dag.id))

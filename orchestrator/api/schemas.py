@@ -125,6 +125,14 @@ class RunSummary(_Out):
     total_tasks: int
     unfinished: int
     dag_version: str | None
+    trigger: str = Field(description="manual, schedule, event, asset or backfill.")
+    logical_time: dt.datetime | None = Field(
+        description="The tick the run is for (unique per DAG); null for a manual run "
+        "submitted without one.")
+    interval_start: dt.datetime | None = Field(description="Its data interval's start.")
+    interval_end: dt.datetime | None = Field(description="Its data interval's end "
+                                             "(exclusive).")
+    backfill_id: str | None
 
 
 class RunPage(_Out):
@@ -177,7 +185,9 @@ def run_summary(run: records.Run) -> RunSummary:
     return RunSummary(id=run.id, dag_id=run.dag_id, state=run.state,
                       created_at=run.created_at, finished_at=run.finished_at,
                       total_tasks=run.total_tasks, unfinished=run.unfinished,
-                      dag_version=run.dag_version)
+                      dag_version=run.dag_version, trigger=run.trigger,
+                      logical_time=run.logical_time, interval_start=run.interval_start,
+                      interval_end=run.interval_end, backfill_id=run.backfill_id)
 
 
 def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:

@@ -57,6 +57,13 @@ def run(r: records.Run, as_json: bool) -> None:
         return
     out.print(f"run [bold]{r.id}[/bold]  dag {r.dag_id}  version {short(r.dag_version)}  "
               f"{styled(r.state)}")
+    started = f"trigger {r.trigger}"
+    if r.logical_time is not None:
+        started += f"  logical time {r.logical_time.isoformat()}"
+    if r.interval_start is not None and r.interval_end is not None:
+        started += (f"  interval [{r.interval_start.isoformat()}, "
+                    f"{r.interval_end.isoformat()})")
+    out.print(started, highlight=False)
     table = Table("task", "state", "attempts", "duration", "worker", "result / error")
     never = dt.datetime.max.replace(tzinfo=dt.UTC)
 

@@ -89,6 +89,14 @@ class Run(_Record):
     finished_at: dt.datetime | None = None
     dag_version: str | None = None
     """The DAG version it was submitted with (what its tasks run from)."""
+    trigger: str = "manual"
+    """What started it: manual (client, CLI, API, page), schedule, event, asset, backfill."""
+    logical_time: dt.datetime | None = None
+    """The tick it is for (scheduled runs, or given at submit); unique per DAG."""
+    interval_start: dt.datetime | None = None
+    interval_end: dt.datetime | None = None
+    """Its data interval [start, end)."""
+    backfill_id: str | None = None
     tasks: dict[str, TaskInstance] = {}
 
     @property
