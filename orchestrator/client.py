@@ -8,6 +8,7 @@ reads go to control and the store; the client adds no rules of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -64,18 +65,23 @@ class Client:
         return self.dagbag.get(dag_id)
 
     def submit(self, dag_id: str, params: Mapping[str, Any] | None = None, *,
-               idempotency_key: str | None = None) -> str:
+               idempotency_key: str | None = None,
+               logical_time: dt.datetime | None = None) -> str:
         """Start a run; returns its id. With an idempotency key this DAG used before (with
-        the same params), returns that run's id and creates nothing."""
-        return self.submit_run(dag_id, params, idempotency_key=idempotency_key).run_id
+        the same params), returns that run's id and creates nothing. A ``logical_time``
+        (naive: UTC) is the run's, as a scheduled run's tick is: one run per DAG has it."""
+        return self.submit_run(dag_id, params, idempotency_key=idempotency_key,
+                               logical_time=logical_time).run_id
 
     def submit_run(self, dag_id: str, params: Mapping[str, Any] | None = None, *,
-                   idempotency_key: str | None = None) -> Submission:
+                   idempotency_key: str | None = None,
+                   logical_time: dt.datetime | None = None) -> Submission:
         """Like :meth:`submit`, and says whether the run was new and sent (``sent`` is
         False when the broker went away after the run was written: the coordinator sends
         it once the broker is back)."""
         return self._wiring.commands.submit(self.dagbag.get(dag_id), params,
-                                            idempotency_key=idempotency_key)
+                                            idempotency_key=idempotency_key,
+                                            logical_time=logical_time)
 
     def emit(self, name: str, payload: Any = None) -> EmitResult:
         """Emit named event ``name``: each DAG scheduled on it (``schedule={"event":

@@ -21,12 +21,15 @@
 An argument written ``{task: ID}`` is an upstream task's result, ``{param: NAME}`` a run
 parameter, ``{item: ID}`` one item of an upstream task's list result (the task is then
 mapped: it runs once per item, at most ``max_active`` at a time, and its result is the
-list of theirs, in order); anything else is a literal.
+list of theirs, in order), ``{context: NAME}`` a value of the run's context (``logical_time``,
+``interval_start``, ``interval_end``, ``payload``, ``run_id`` or ``dag_id``, as
+``context()`` gives them); anything else is a literal.
 ``orchestrator/schema/dag.schema.json`` is the JSON Schema for editors.
 """
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,8 @@ _PARAM_KEYS = {"type", "default", "description"}
 _JSON_TYPES: dict[type, spec.ParamType] = {
     bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
     dict: "object"}
+
+CONTEXT_NAMES: tuple[str, ...] = typing.get_args(spec.ContextName)
 
 SCHEMA_PATH = Path(__file__).parents[1] / "schema" / "dag.schema.json"
 
@@ -139,8 +144,15 @@ def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dic
     kwargs = t.get("kwargs") or {}
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise fail(f"task {name!r}: 'args' must be a list and 'kwargs' a mapping", line)
-    out["args"] = [_arg(a) for a in args]
-    out["kwargs"] = {k: _arg(v) for k, v in kwargs.items()}
+
+    def arg(value: Any) -> dict[str, Any]:
+        try:
+            return _arg(value)
+        except ValueError as exc:
+            raise fail(f"task {name!r}: {exc}", line) from None
+
+    out["args"] = [arg(a) for a in args]
+    out["kwargs"] = {k: arg(v) for k, v in kwargs.items()}
     if isinstance(out.get("upstream"), str):
         out["upstream"] = [out["upstream"]]
     return out
@@ -153,4 +165,11 @@ def _arg(value: Any) -> dict[str, Any]:
             return {"kind": key, key: ref}
         if key == "item" and isinstance(ref, str):
             return {"kind": "item", "task": ref}
+        if key == "context":
+            # Always a reference (never a literal): a misspelt name must not run the task
+            # with the mapping itself as its argument.
+            if not isinstance(ref, str) or ref not in CONTEXT_NAMES:
+                raise ValueError(f"{{context: {ref!r}}} names no context value; one of: "
+                                 f"{', '.join(CONTEXT_NAMES)}")
+            return {"kind": "context", "context": ref}
     return {"kind": "value", "value": value}

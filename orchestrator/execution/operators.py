@@ -43,8 +43,12 @@ def resolve(path: str) -> Callable[..., Any]:
 NO_ITEM: Any = object()
 
 
-def _value(arg: spec.TaskArg | spec.ParamArg | spec.ValueArg | spec.ItemArg,
-           params: Mapping[str, Any], upstream: Mapping[str, Any], item: Any) -> Any:
+def _value(arg: spec.Arg, params: Mapping[str, Any], upstream: Mapping[str, Any], item: Any,
+           ctx: task_context.TaskContext) -> Any:
+    if isinstance(arg, spec.ContextArg):
+        # Read from the context the worker built from the run's row: the same values
+        # context() gives the task, so an argument and a context() call never disagree.
+        return getattr(ctx, arg.context)
     if isinstance(arg, spec.TaskArg):
         return upstream[arg.task]
     if isinstance(arg, spec.ItemArg):
@@ -65,8 +69,8 @@ def call(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[str, 
         if task.kind == "shell":
             return _shell(task, ctx)
         fn = resolve(task.callable or "")
-        args = [_value(a, params, upstream, item) for a in task.args]
-        kwargs = {k: _value(a, params, upstream, item) for k, a in task.kwargs.items()}
+        args = [_value(a, params, upstream, item, ctx) for a in task.args]
+        kwargs = {k: _value(a, params, upstream, item, ctx) for k, a in task.kwargs.items()}
         return fn(*args, **kwargs)
     finally:
         task_context.unbind(token)

@@ -74,7 +74,19 @@ class ItemArg(_Frozen):
     task: str
 
 
-Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg, Field(discriminator="kind")]
+ContextName = Literal["logical_time", "interval_start", "interval_end", "payload", "run_id",
+                      "dag_id"]
+
+
+class ContextArg(_Frozen):
+    """A value of the run's context, as ``context()`` gives it to the task."""
+
+    kind: Literal["context"] = "context"
+    context: ContextName
+
+
+Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg | ContextArg,
+                Field(discriminator="kind")]
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 
