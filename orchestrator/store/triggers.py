@@ -42,6 +42,9 @@ class EmitResult:
     """Subscribers that left it pending (paused), or 1 when it has no subscriber."""
     started: list[str] = dataclasses.field(default_factory=list)
     """The runs among ``runs`` that are running: their first tasks are to send."""
+    unsent: list[str] = dataclasses.field(default_factory=list)
+    """Filled by the sender: the runs among ``started`` whose first tasks the broker did
+    not take (marked unsent: the coordinator's next pass sends them)."""
 
 
 def check(name: str, payload: Any, max_bytes: int | None) -> None:

@@ -107,11 +107,35 @@ def test_paused_subscriber_keeps_the_event_pending(store: Store) -> None:
     pending = store.events(name=name, pending_only=True)
     assert [(e.id, e.consumers) for e in pending] == [(res.event_id, [(dag.id, None)])]
     assert store.consume_pending(dag.id).runs == []  # still paused
-    _pause(store, dag.id, False)
-    later = store.consume_pending(dag.id)
-    assert len(later.runs) == 1
+    # Unpausing consumes it in the same transaction: nothing is left for a later call.
+    later = store.set_paused(dag.id, False)
+    assert len(later.runs) == 1 and later.started == later.runs
     assert store.header(later.runs[0]).payload["id"] == res.event_id
+    assert store.queued_tasks(later.runs[0]) == [("t", 1)]
     assert store.events(name=name, pending_only=True) == []
+    assert store.consume_pending(dag.id).runs == []
+
+
+def test_unpausing_queues_the_pending_events_behind_the_run_slot(store: Store) -> None:
+    name = f"ev-{_uid()}"
+    dag = _dag(f"tevu_{_uid()}", {"event": name}, max_active_runs=1)
+    _register(store, [dag])
+    assert store.set_paused(dag.id, True).runs == []
+    held = [store.emit_event(name, {"i": i}) for i in range(3)]
+    assert all(h.runs == [] and h.pending == 1 for h in held)
+    done = store.set_paused(dag.id, False)
+    assert len(done.runs) == 3 and done.started == done.runs[:1]
+    assert [store.run_state(r) for r in done.runs] == [RunState.RUNNING] + [RunState.QUEUED] * 2
+    assert [store.header(r).payload["payload"] for r in done.runs] == [{"i": i} for i in range(3)]
+    assert store.events(name=name, pending_only=True) == []
+    assert store.set_paused(dag.id, False).runs == []  # unpausing again consumes nothing
+
+
+def test_unpausing_a_dag_nobody_registered_consumes_nothing(store: Store) -> None:
+    name = f"ev-{_uid()}"
+    res = store.emit_event(name, {"x": 1})
+    assert store.set_paused(f"tevn_{_uid()}", False).runs == []
+    assert [e.id for e in store.events(name=name, pending_only=True)] == [res.event_id]
 
 
 def test_event_without_subscriber_stays_pending_until_one_subscribes(store: Store) -> None:
