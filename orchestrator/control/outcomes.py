@@ -73,7 +73,7 @@ class Outcomes:
                 task_id, attempt, delay = change.retry
                 self.send(dag, run_id, [(task_id, attempt)], countdown=delay)
             if change.started_runs or change.elsewhere:
-                self._send_elsewhere(change)
+                self.send_elsewhere(change)
         finally:
             if change.terminate:
                 self._terminate(change.terminate)
@@ -82,7 +82,7 @@ class Outcomes:
             if self.hooks:
                 self._announce(dag.id, change)
 
-    def _send_elsewhere(self, change: Change) -> None:
+    def send_elsewhere(self, change: Change) -> None:
         """Send what this transaction made ready in other runs: the queued tasks of runs
         it started, and waiters of other runs it gave a freed slot. Each run is tried on
         its own: one that cannot be sent is marked unsent for the coordinator."""

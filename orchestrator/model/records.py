@@ -149,6 +149,28 @@ class Pool(_Record):
     description: str = ""
 
 
+class Backfill(_Record):
+    """A backfill of a DAG's logical times in [start, end): ``handled`` of its ``total``
+    (a run started, rerun, or left as it was), at most ``max_active`` runs at once, the
+    next logical time at ``cursor``."""
+
+    id: str
+    dag_id: str
+    start: dt.datetime
+    end: dt.datetime
+    reprocess: str
+    max_active: int
+    total: int
+    handled: int
+    cursor: dt.datetime | None = None
+    state: str
+    """running, success (every logical time handled and its runs ended), cancelled."""
+    created_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    runs: dict[str, int] = {}
+    """Its runs by state."""
+
+
 class Event(_Record):
     """A named event or an asset update, and what each subscriber DAG made of it:
     ``consumers`` (dag_id, the run that consumed it, None while pending)."""

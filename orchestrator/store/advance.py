@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from orchestrator.model import plan, triggers
 from orchestrator.model.states import RunState, TaskState
-from orchestrator.store import run_slots
+from orchestrator.store import backfills, run_slots
 from orchestrator.store import statements as sql
 from orchestrator.store.results import Change
 
@@ -103,17 +103,21 @@ def _settle(conn: Connection, run_id: str, children: list[str], state: TaskState
 def count_down(conn: Connection, run_id: str, *, finished: int, failed: int,
                now: dt.datetime, change: Change, p: plan.Plan | None = None) -> None:
     """Count ``finished`` tasks down in the run; the transaction that reaches zero ends it
-    (and, in a DAG with ``max_active_runs``, starts the next queued run)."""
+    (and, in a DAG with ``max_active_runs``, starts the next queued run; in a backfill,
+    its next logical time)."""
     left, failures = conn.execute(sql.COUNT_DOWN, {
         "b_run": run_id, "b_finished": finished, "b_failed": failed}).one()
     if left > 0:
         return
     state = RunState.FAILED if failures else RunState.SUCCESS
-    if conn.execute(sql.END_RUN, {"b_run": run_id, "b_state": state,
-                                  "b_now": now}).rowcount == 1:
+    ended = conn.execute(sql.END_RUN, {"b_run": run_id, "b_state": state,
+                                       "b_now": now}).first()
+    if ended is not None:
         change.run_state = state
         if p is not None and p.max_active_runs is not None:
             run_slots.start_next(conn, p.dag_id, now, change, p.max_active_runs)
+        if ended.backfill_id is not None:
+            backfills.advance(conn, ended.backfill_id, now, change)
 
 
 def _why(state: TaskState, parent: str) -> str | None:

@@ -28,6 +28,7 @@ from orchestrator.store import logs as logs_
 from orchestrator.store import metrics as metrics_
 from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
+from orchestrator.store.facade_backfills import BackfillsMixin
 from orchestrator.store.facade_dags import DagsMixin
 from orchestrator.store.facade_pools import PoolsMixin
 from orchestrator.store.facade_schedules import SchedulesMixin
@@ -48,7 +49,7 @@ from orchestrator.store.results import (
 
 
 class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
-            StoreBase):
+            BackfillsMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------

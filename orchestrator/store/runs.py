@@ -14,7 +14,7 @@ from orchestrator.model import plan
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
-from orchestrator.store import admission, advance, run_slots
+from orchestrator.store import admission, advance, backfills, run_slots
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Change, NewRun, RunStart
 from orchestrator.store.tables import dag_versions
@@ -147,8 +147,9 @@ def stop(conn: Connection, run_id: str, *, state: RunState, reason: str,
     out): no task of it starts any more; the attempts running now are to be terminated.
     A worker that finishes one later finds its task cancelled and records nothing. In a
     DAG with ``max_active_runs`` (``p``), the slot goes to the next queued run."""
-    if conn.execute(sql.STOP_RUN, {"b_run": run_id, "b_state": state,
-                                   "b_now": now}).rowcount != 1:
+    stopped = conn.execute(sql.STOP_RUN, {"b_run": run_id, "b_state": state,
+                                          "b_now": now}).first()
+    if stopped is None:
         current = conn.execute(sql.RUN_STATE, {"b_run": run_id}).scalar()
         if current is None:
             raise errors.UnknownRun(f"no run {run_id!r}")
@@ -166,4 +167,6 @@ def stop(conn: Connection, run_id: str, *, state: RunState, reason: str,
         admission.settle(conn, run_id, p, change, now, freed=p.order)
         if p.max_active_runs is not None:
             run_slots.start_next(conn, p.dag_id, now, change, p.max_active_runs)
+    if stopped.backfill_id is not None:
+        backfills.advance(conn, stopped.backfill_id, now, change)
     return change

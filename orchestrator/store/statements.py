@@ -39,9 +39,12 @@ from orchestrator.model.states import (
 )
 from orchestrator.store.tables import (
     attempts,
+    backfills,
     dag_versions,
+    events,
     leases,
     log_chunks,
+    pools,
     runs,
     task_instances,
 )
@@ -210,7 +213,7 @@ COUNT_DOWN = update(runs).where(runs.c.id == bindparam("b_run")).values(
 
 END_RUN = update(runs).where(runs.c.id == bindparam("b_run"),
                              runs.c.state == RunState.RUNNING).values(
-    state=bindparam("b_state"), finished_at=bindparam("b_now"))
+    state=bindparam("b_state"), finished_at=bindparam("b_now")).returning(runs.c.backfill_id)
 
 # -- mapped tasks (see mapping.py) ---------------------------------------------------------
 
@@ -337,7 +340,8 @@ SET_RUN_COUNTS = update(runs).where(runs.c.id == bindparam("b_run")).values(
 
 STOP_RUN = update(runs).where(runs.c.id == bindparam("b_run"), runs.c.state.in_(
     [RunState.RUNNING, RunState.QUEUED])).values(
-    state=bindparam("b_state"), finished_at=bindparam("b_now"), unfinished=0)
+    state=bindparam("b_state"), finished_at=bindparam("b_now"), unfinished=0,
+).returning(runs.c.backfill_id)
 
 CANCEL_ATTEMPTS = update(attempts).where(
     attempts.c.run_id == bindparam("b_run"), attempts.c.outcome == AttemptOutcome.RUNNING,
@@ -380,10 +384,12 @@ TASK_ROWS_LEAN = select(*[c for c in ti.c if c.name not in ("result", "map_item"
 ATTEMPT_ROWS = select(attempts).where(attempts.c.run_id == bindparam("b_run")).order_by(
     attempts.c.task_id, attempts.c.attempt)
 STATE_AND_RESULT = select(ti.c.state, ti.c.result).where(_run, ti.c.task_id == bindparam("b_task"))
+TOP_LEVEL_STATES = select(ti.c.task_id, ti.c.state).where(_run, ti.c.map_parent.is_(None))
 RUN_EXISTS = select(runs.c.id).where(runs.c.id == bindparam("b_run"))
 ATTEMPTS_OF = select(ti.c.task_id, ti.c.attempt).where(_run, _ids)
 RUNS_WITH_PREFIX = select(runs.c.id).where(
     runs.c.id.startswith(bindparam("b_prefix"))).order_by(runs.c.id).limit(
     bindparam("b_limit"))
 ROW_COUNTS = {t.name: select(func.count()).select_from(t)
-              for t in (runs, task_instances, attempts, dag_versions)}
+              for t in (runs, task_instances, attempts, dag_versions, backfills, events,
+                        pools)}
