@@ -189,3 +189,45 @@ def server_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "`make bench`).",
     ]
     return "\n".join(lines) + "\n"
+
+
+# -- the features' figures (benchmarks/features.py) ------------------------------------
+
+
+def print_features_table(rows: list[dict[str, Any]]) -> None:
+    t = Table(title="features: latencies from the database rows, ms")
+    for col, just in (("figure", "left"), ("p50", "right"), ("p95", "right"),
+                      ("max", "right"), ("n", "right"), ("target", "left"),
+                      ("met", "center"), ("notes", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(r["figure"], _fmt(r["p50_ms"], "", 1), _fmt(r["p95_ms"], "", 1),
+                  _fmt(r["max_ms"], "", 1), str(r["samples"]), r["target"],
+                  _met_str(r["met"]), r["notes"])
+    console.print(t)
+
+
+def features_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = ["| figure | measured as | p50 | p95 | max | samples | target | met | notes |",
+             "|---|---|--:|--:|--:|--:|---|:-:|---|"]
+    for r in rows:
+        lines.append(f"| {r['figure']} | {r['variant']} | {_fmt(r['p50_ms'], ' ms', 1)} | "
+                     f"{_fmt(r['p95_ms'], ' ms', 1)} | {_fmt(r['max_ms'], ' ms', 1)} | "
+                     f"{r['samples']} | {r['target']} | {_met_str(r['met'])} | "
+                     f"{r['notes']} |")
+    lines += [
+        "",
+        f"Measured {meta['date']} on {meta['machine']}; broker: {meta['broker']}; state "
+        f"database: {meta['database']}, the hot path's, after its turns. A stack of its own: "
+        "1 worker (prefork, concurrency 2) and 1 `orchestrator coordinator` (scheduler pass "
+        f"every {meta['schedule_interval_s']:g} s), which registers `benchmarks/dags`. Every "
+        "figure is a difference of timestamps in the rows the runs left, each written by "
+        "the transaction that made the change. Slot hand-off: a pool of 1 slot, "
+        f"{meta['pool_runs']} runs of 20 independent tasks after a warm-up run. Schedule "
+        f"delay: a one-second cron unpaused for {meta['ticks']} ticks (after the first, "
+        "which fires the tick missed while paused), then paused again. Asset latency: "
+        f"{meta['asset_runs']} producer runs one after another, after a warm-up run. "
+        "Reproduce with `make bench` (`python -m benchmarks.run --only "
+        "slots,schedule,assets` for these alone).",
+    ]
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,9 @@ times; the median of all its runs counts. dag10k, which has no raw twin, runs in
 round only.
 
 Writes ``benchmarks/results/latest.json`` and ``latest.md`` (embedded by the README).
+Then, on the same broker and database, the features' figures (``benchmarks/features.py``:
+slot hand-off beside the chain's, schedule delay, asset latency) in ``features.json`` and
+``features.md``, unless ``--no-features``.
 Then, once the hot path is measured and its processes are gone, the server's figures
 (``benchmarks/server.py``: run list, runs grid, log latency, on SQLite and PostgreSQL),
 unless ``--no-server`` or a partial run.
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import measure
+from benchmarks import features, measure
 from benchmarks.measure import WORKLOADS, CpuMeter, Sample, Workload, console, tail
 from benchmarks.report import build_rows, machine, markdown, print_table
 from orchestrator.devstack.processes import die_with_parent, exit_on_sigterm
@@ -52,7 +55,7 @@ def _sink(dag: Any) -> str:
     parents = {d for t in dag.tasks for d in t.dependencies}
     sinks = [t.id for t in dag.tasks if t.id not in parents]
     assert len(sinks) == 1, f"{dag.id}: expected one final task, found {sinks}"
-    return sinks[0]
+    return str(sinks[0])
 
 
 def _expected(dag: Any) -> Any:
@@ -239,29 +242,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="turns each side takes")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measured runs per workload per side in each turn")
-    ap.add_argument("--only", help="comma-separated workloads (writes partial.json/.md)")
+    ap.add_argument("--only", help="comma-separated workloads and features "
+                    f"({', '.join(features.FEATURES)}); writes partial*.json/.md")
     ap.add_argument("--no-celery", action="store_true", help="skip the raw Celery side")
     ap.add_argument("--no-orchestrator", action="store_true", help="skip the orchestrator side")
     ap.add_argument("--raw-events", action="store_true",
                     help="raw worker also sends task events (-E), as ours does")
+    ap.add_argument("--no-features", action="store_true",
+                    help="skip slot hand-off, schedule delay and asset latency")
     ap.add_argument("--no-server", action="store_true",
                     help="skip the server's figures (python -m benchmarks.server)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
     if args.repeat < 1 or args.rounds < 1:
         ap.error("--repeat and --rounds must be >= 1")
-    names = [w.name for w in WORKLOADS]
+    names = [w.name for w in WORKLOADS] + list(features.FEATURES)
     wanted = args.only.split(",") if args.only else names
     unknown = set(wanted) - set(names)
     if unknown:
         ap.error(f"unknown workloads {sorted(unknown)}; known: {names}")
     workloads = [w for w in WORKLOADS if w.name in wanted]
+    feats = [] if args.no_features or args.no_orchestrator else [
+        f for f in features.FEATURES if f in wanted]
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, exit_on_sigterm)
     started = time.perf_counter()
     orch: dict[str, list[Sample]] = {}
     raw: dict[str, list[Sample]] = {}
+    feature_rows: list[dict[str, Any]] = []
+    feature_meta: dict[str, Any] = {}
+    since = dt.datetime.now(dt.UTC)  # this invocation's runs, in a database given to it
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         tmpdir = Path(tmp)
         broker = None
@@ -281,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             db_desc = ("ORCH_DATABASE_URL" if os.environ.get("ORCH_DATABASE_URL")
                        else "SQLite (WAL), fresh file")
             console.print(f"[bold]broker[/bold] {broker_desc}, [bold]database[/bold] {db_desc}")
-            for turn in range(args.rounds):
+            for turn in range(args.rounds if workloads else 0):
                 last = turn == args.rounds - 1
                 if not args.no_orchestrator:
                     # dag10k runs in the last turn only, as often as its budget allows
@@ -293,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.no_celery:
                     _merge(raw, run_celery(broker_url, broker_pid, workloads, args.repeat,
                                            tmpdir, args.raw_events))
+            if feats:
+                feature_rows, feature_meta = features.run(
+                    broker_url, database_url, DAGS_DIR, tmpdir / "features", since=since,
+                    wanted=feats)
         finally:
             if broker is not None:
                 broker.stop()
@@ -307,14 +322,18 @@ def main(argv: list[str] | None = None) -> int:
         "celery_version": _version("celery"),
         "raw_events": args.raw_events,
     }
-    rows = build_rows(workloads, orch, raw, meta)
-    print_table(rows)
     stem = "partial" if args.only or args.no_celery or args.no_orchestrator else "latest"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(rows, meta))
-    console.print(f"wrote {args.out / (stem + '.json')} and {stem}.md "
-                  f"in {time.perf_counter() - started:.0f} s")
+    if workloads:
+        rows = build_rows(workloads, orch, raw, meta)
+        print_table(rows)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (args.out / f"{stem}.md").write_text(markdown(rows, meta))
+        console.print(f"wrote {args.out / (stem + '.json')} and {stem}.md")
+    if feats:
+        features.write(feature_rows, {**meta, **feature_meta}, args.out,
+                       "features" if stem == "latest" else "partial-features")
+    console.print(f"[dim]hot path and features in {time.perf_counter() - started:.0f} s[/dim]")
     if stem == "latest" and not args.no_server:
         from benchmarks import server
 
