@@ -15,7 +15,9 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.authoring import discovery
+from orchestrator.control.backfills import Accepted, Backfills
 from orchestrator.control.commands import Submission
+from orchestrator.control.triggers import Events
 from orchestrator.model import records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import FINISHED_RUN, AttemptOutcome, RunState, TaskState
@@ -87,9 +89,32 @@ class Client:
         """Emit named event ``name``: each DAG scheduled on it (``schedule={"event":
         name}``) and not paused gets a run whose tasks read ``payload``; a paused one
         leaves it pending. Returns the event id and the runs it started or queued."""
-        from orchestrator.control.triggers import Events
-
         return Events(self.settings, self._wiring.outcomes).emit(name, payload)
+
+    def backfill(self, dag_id: str, start: dt.datetime, end: dt.datetime, *,
+                 reprocess: str = "none", max_active: int = 1,
+                 dry_run: bool = False) -> Accepted:
+        """Run ``dag_id`` once per logical time of its schedule in [start, end), oldest
+        first, ``max_active`` at a time, each created as an earlier one ends. ``reprocess``
+        says what a logical time that has a run gets: ``none`` (left), ``failed`` (its
+        failed tasks rerun if it failed) or ``all`` (rerun from its roots). ``dry_run``:
+        the count and first and last logical times only."""
+        return Backfills(self.settings, self._wiring.outcomes).start(
+            self.dagbag.get(dag_id), start, end, reprocess=reprocess, max_active=max_active,
+            dry_run=dry_run)
+
+    def cancel_backfill(self, backfill_id: str) -> list[str]:
+        """Stop a backfill: no more runs; its runs going are cancelled (returned)."""
+        return Backfills(self.settings, self._wiring.outcomes).cancel(backfill_id)
+
+    def pause(self, dag_id: str) -> None:
+        """Pause a DAG: no scheduled, triggered or backfill runs; its events stay pending."""
+        Events(self.settings, self._wiring.outcomes).set_paused(dag_id, True)
+
+    def unpause(self, dag_id: str) -> list[str]:
+        """Unpause a DAG: its schedule fires again, and its pending events start runs
+        (returned: started, or queued for a run slot)."""
+        return Events(self.settings, self._wiring.outcomes).set_paused(dag_id, False).runs
 
     def set_pool(self, name: str, slots: int | None,
                  description: str | None = None) -> records.Pool:

@@ -46,7 +46,8 @@ def submit_run(dag_id: DagId, _who: Operator, client: ClientDep, bag: DagBagDep,
     written and nothing is sent."""
     bag.get(dag_id)  # the folder rescanned (DagBagDep), an unknown DAG a 404
     params = body.params if body is not None else {}
-    submitted = client.submit_run(dag_id, params, idempotency_key=idempotency_key)
+    submitted = client.submit_run(dag_id, params, idempotency_key=idempotency_key,
+                                  logical_time=body.logical_time if body else None)
     if not submitted.created:
         response.status_code = 200
     return schemas.Submitted(run_id=submitted.run_id, created=submitted.created)

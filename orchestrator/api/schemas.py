@@ -107,6 +107,10 @@ def dag_detail(dag: CompiledDag) -> DagDetail:
 class SubmitBody(_In):
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="The run's params (see params_schema).")
+    logical_time: dt.datetime | None = Field(
+        default=None, description="The tick the run is for (naive: UTC), unique per DAG: a "
+        "second run at the same one is a 409 naming the first. Its data interval is the "
+        "schedule's for a timed DAG.")
 
 
 class Submitted(_Out):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,3 +67,29 @@ class Paused(_Out):
     paused: bool
     runs: list[str] = Field(default_factory=list,
                             description="Runs that unpausing started from pending events.")
+
+
+class BackfillBody(_In):
+    start: dt.datetime = Field(description="First logical time covered (naive: UTC).")
+    end: dt.datetime = Field(description="End of the interval [start, end), not covered.")
+    reprocess: Literal["none", "failed", "all"] = Field(
+        default="none", description="A logical time that has a run: none (left), failed "
+        "(its failed tasks rerun if it failed), all (rerun from its roots).")
+    max_active: int = Field(default=1, ge=1, le=1000, description="Runs at a time.")
+    dry_run: bool = Field(default=False, description="Count only; nothing written.")
+
+
+class BackfillAccepted(_Out):
+    backfill_id: str | None = Field(description="Null for a dry run.")
+    total: int = Field(description="Logical times covered.")
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+
+class BackfillList(_Out):
+    backfills: list[records.Backfill]
+
+
+class BackfillCancelled(_Out):
+    backfill_id: str
+    cancelled_runs: list[str]

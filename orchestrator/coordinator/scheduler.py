@@ -54,7 +54,8 @@ class Scheduler:
             if run.queued:
                 continue  # started, and sent, by the transaction that frees its slot
             dag = self.store.compiled(run.version)
-            roots = [(r, 1) for r in dag.plan.initial]
+            # what waits for a pool slot is sent by the transaction that frees one
+            roots = self.store.queued_tasks(run.run_id)
             self.outcomes.run_started(dag, run.run_id, roots)
             try:
                 self.outcomes.send(dag, run.run_id, roots)

@@ -113,10 +113,6 @@ def cancel(conn: Connection, bf_id: str, now: dt.datetime) -> list[str]:
     return list(conn.execute(sql.ACTIVE_RUNS, {"b_id": bf_id}).scalars())
 
 
-def running(conn: Connection) -> list[str]:
-    return list(conn.execute(sql.RUNNING).scalars())
-
-
 def listing(conn: Connection, dag_id: str | None, limit: int) -> list[records.Backfill]:
     q = sql.LIST if dag_id is None else sql.LIST_OF
     rows = conn.execute(q, {"b_dag": dag_id, "b_limit": limit}).all()

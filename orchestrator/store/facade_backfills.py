@@ -27,16 +27,6 @@ class BackfillsMixin(StoreBase):
                                      change=change)
         return bf_id, change
 
-    @engine_.retry_transient
-    def advance_backfills(self) -> Change:
-        """Start what every running backfill has room for (the coordinator's safety net:
-        the transaction that ends a backfill's run does it first)."""
-        change = Change("")
-        with self._tx() as conn:
-            for bf_id in backfills.running(conn):
-                backfills.advance(conn, bf_id, _now(), change)
-        return change
-
     def cancel_backfill(self, bf_id: str) -> list[str]:
         """No more runs; returns its runs still going (for the caller to cancel)."""
         with self._tx() as conn:

@@ -32,7 +32,6 @@ ROW = select(backfills).where(_id)
 LIST = select(backfills).order_by(backfills.c.created_at.desc(), backfills.c.id).limit(
     bindparam("b_limit"))
 LIST_OF = LIST.where(backfills.c.dag_id == bindparam("b_dag"))
-RUNNING = select(backfills.c.id).where(backfills.c.state == "running")
 RUN_COUNTS = select(runs.c.backfill_id, runs.c.state, func.count().label("n")).where(
     runs.c.backfill_id.in_(bindparam("b_ids", expanding=True))).group_by(
     runs.c.backfill_id, runs.c.state)
