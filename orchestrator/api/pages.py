@@ -105,7 +105,8 @@ def _dag_page(request: Request, dag: CompiledDag, *, status: int = 200,
                          graph=svg_of(dag),
                          fields=pages_forms.fields(dag.spec, submitted),
                          field_errors=field_errors or {}, form_errors=form_errors or [],
-                         runs=runs, sched=common.schedules(request, [dag]).get(dag.id))
+                         runs=runs, sched=common.schedules(request, [dag]).get(dag.id),
+                         backfills=deps.client(request).store.backfills(dag.id, 10))
 
 
 @router.get("/dags/{dag_id}")

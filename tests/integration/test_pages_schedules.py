@@ -61,3 +61,19 @@ def test_a_run_page_shows_its_trigger_and_logical_time(web: Web, client: Client)
     assert shown.find(cls="run-trigger").text.strip() == "manual"
     assert at.strftime("%Y-%m-%d") in shown.find(cls="logical-time").text
     assert shown.find(cls="data-interval").text.count(at.strftime("%Y-%m-%d")) == 2
+
+
+def test_a_dag_page_lists_its_backfills_and_a_run_links_its_own(web: Web,
+                                                               client: Client) -> None:
+    done = client.backfill("bf_yearly", dt.datetime(1701, 1, 1), dt.datetime(1704, 1, 1),
+                           max_active=3)
+    assert done.backfill_id is not None
+    row = page(web.as_role("viewer"), "/dags/bf_yearly").find(
+        "tr", data_backfill_id=done.backfill_id)
+    assert "/3" in row.text and row.attrs["data-state"] in ("running", "success")
+    run = next(r for r in client.runs(dag_id="bf_yearly", limit=500)
+               if r.logical_time == dt.datetime(1701, 1, 1, tzinfo=dt.UTC))
+    client.wait(run.id, timeout=60)
+    shown = page(web.as_role("viewer"), f"/runs/{run.id}")
+    assert shown.find(cls="run-trigger").text.startswith("backfill")
+    assert shown.find("a", "backfill-link").attrs["href"] == "/dags/bf_yearly#backfills"
