@@ -30,7 +30,6 @@ import uuid
 
 from orchestrator import errors
 from orchestrator.control.outcomes import Outcomes
-from orchestrator.coordinator import sensors
 from orchestrator.model import retries
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import RunState
@@ -73,7 +72,6 @@ class Reconciler:
         if self._seen_since is None:
             self._seen_since = time.monotonic()
         now = dt.datetime.now(dt.UTC)
-        sensors.wake(self.outcomes)
         self.store.fill_pools()  # what it admits is marked unsent: sent below
         self._time_out_runs()
         for o in self.store.overdue_tasks(grace=self.settings.worker.time_limit_grace):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from orchestrator import errors
 from orchestrator.authoring.discovery import DagBag
 from orchestrator.control.outcomes import Outcomes
+from orchestrator.coordinator import sensors
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ class Scheduler:
             self._registered = True
 
     def tick(self) -> int:
-        """One pass; returns how many runs it created."""
+        """One pass; returns how many runs it created. Sensors whose next poke is due are
+        sent in the same pass, so a poke is at most ``ORCH_SCHEDULE_INTERVAL`` late."""
         self.register()
+        sensors.wake(self.outcomes)
         now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         fired = self.store.fire_due(now, grace=self.settings.coordinator.misfire_grace,
                                     limit=self.limit)

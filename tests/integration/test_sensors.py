@@ -20,8 +20,9 @@ WAIT_S = 60
 @pytest.fixture(scope="module")
 def sensor_client(broker_url: str, database_url: str, ledger_dir: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    """One worker with one slot and a coordinator passing every 0.1 s."""
-    settings = make_settings(broker_url, database_url, reconcile_interval=0.1)
+    """One worker with one slot and a coordinator passing (and waking sensors) every 0.1 s."""
+    settings = make_settings(broker_url, database_url, reconcile_interval=0.1,
+                             schedule_interval=0.1)
     with LocalStack(settings, workers=1, concurrency=1, coordinator=True,
                     log_dir=str(tmp_path_factory.mktemp("sensor-logs"))) as stack, \
             Client(stack.settings) as client:
