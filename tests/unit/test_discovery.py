@@ -237,6 +237,12 @@ def test_example_dags_load_and_run() -> None:
     out = local.run_in_process(bag.get("example_yaml").spec)
     assert out["total"] == sum(i * i for i in range(1, 6))
     assert out["announce"] == "squared 5 numbers"
+    nightly, report = bag.get("nightly_orders").spec, bag.get("orders_report").spec
+    assert (nightly.schedule, nightly.timezone) == ("30 2 * * *", "Europe/Zurich")
+    assert nightly.task("load").outlets == ("warehouse/orders",)
+    assert report.schedule == {"assets": ["warehouse/orders"], "when": "any"}
+    assert local.run_in_process(nightly)["load"] == 42
+    assert local.run_in_process(report)["summarize"].startswith("report over 0 update")
 
 
 def test_load_configured_takes_the_folder_and_limits_from_the_settings(tmp_path: Path) -> None:
