@@ -28,8 +28,10 @@ from orchestrator.store.results import Change
 
 _LOCK_KEY = 0x6F726368  # "orch": the one advisory lock fills take on PostgreSQL
 _SCAN = 1000
-"""Waiters one fill looks at per pool: skipped ones (their DAG at its cap, more slots than
-the pool has) do not make it scan the whole queue; the reconciler's pass fills again."""
+"""Waiters one fill looks at (and locks) per pool: skipped ones (their DAG at its cap,
+more slots than the pool has) do not make it scan the whole queue; the coordinator's
+pass fills again. A bounded pool looks at its free slots' worth, plus _SLACK."""
+_SLACK = 50
 _DEFAULT_TTL = 1.0
 
 _bounded: dict[str, tuple[float, bool]] = {}
@@ -85,9 +87,12 @@ def settle(conn: Connection, run_id: str, p: plan.Plan, change: Change, now: dt.
         return
     ready, change.queued = change.queued, []
     touched: set[str | None] = set()
+    free_default = p.max_active_tasks is None and not default_bounded(conn)
     for task_id, attempt in ready:
         slot = p.slot(task_id)
-        if slot.slots == 0:  # a mapped task's own row: its instances wait, not it
+        if slot.slots == 0 or (slot.pool is None and free_default):
+            # a mapped task's own row (its instances wait, not it), or a task of the
+            # unbounded default pool in a DAG without a cap: nothing to wait for
             change.queued.append((task_id, attempt))
         elif conn.execute(sql.HOLD, {"b_run": run_id, "b_task": task_id,
                                      "b_now": now}).rowcount == 1:
@@ -157,10 +162,15 @@ def _fill_pool(conn: Connection, pool: str | None, now: dt.datetime,
     default = pool is None
     name = plan.DEFAULT_POOL if default else pool
     total = conn.execute(sql.POOL_SLOTS, {"b_pool": name}).scalar()  # None: unbounded
-    held = (conn.execute(sql.HELD[default], {"b_pool": pool}).scalar_one()
-            if total is not None else 0)
+    scan = _SCAN
+    held = 0
+    if total is not None:
+        held = conn.execute(sql.HELD[default], {"b_pool": pool}).scalar_one()
+        if held >= total:
+            return []  # full: nothing to look at (and no waiter rows locked)
+        scan = min(_SCAN, total - held + _SLACK)
     out: list[Admitted] = []
-    for w in conn.execute(sql.WAITERS[default], {"b_pool": pool, "b_limit": _SCAN}).all():
+    for w in conn.execute(sql.WAITERS[default], {"b_pool": pool, "b_limit": scan}).all():
         if total is not None and w.pool_slots > total:
             continue
         if w.dag_limit is not None:
