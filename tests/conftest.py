@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from orchestrator.client import Client
 from orchestrator.devstack.broker import EmbeddedBroker
@@ -124,6 +125,22 @@ def broker(broker_url: str) -> Iterator[redis.Redis]:
     r = redis.Redis.from_url(broker_url)
     yield r
     r.close()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A store on this tier's shared database, disposed after the test."""
+    s = Store(database_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def runner(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI in process, with the shared stack's settings in its environment."""
+    for key, value in stack.settings.as_env().items():
+        monkeypatch.setenv(key, value)
+    return CliRunner()
 
 
 @pytest.fixture

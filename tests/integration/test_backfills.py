@@ -12,20 +12,12 @@ from typer.testing import CliRunner
 
 from orchestrator import cli, errors
 from orchestrator.client import Client
-from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import FINISHED_RUN, RunState
 from tests.api_support import API, api, problem, token
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120
-
-
-@pytest.fixture
-def runner(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for key, value in stack.settings.as_env().items():
-        monkeypatch.setenv(key, value)
-    return CliRunner()
 
 
 def _jan1(year: int) -> dt.datetime:

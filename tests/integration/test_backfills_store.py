@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,13 +18,6 @@ from orchestrator.store import Claim, RunStart, Store
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _dag(schedule: str = "@hourly") -> CompiledDag:

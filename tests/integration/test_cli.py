@@ -21,13 +21,6 @@ from tests.support import ROOT, TEST_DAGS, TEST_SIGNING_KEY, Ledger
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def runner(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for key, value in stack.settings.as_env().items():
-        monkeypatch.setenv(key, value)
-    return CliRunner()
-
-
 def test_run_wait_json_and_runs_show(runner: CliRunner) -> None:
     res = runner.invoke(cli.app, ["run", "chain20", "--param", "start=3", "--wait", "--json"])
     assert res.exit_code == 0, res.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,13 +11,6 @@ from orchestrator.model.compiled import CompiledDag
 from orchestrator.store import Store
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def test_pause_before_registration_then_unpause(store: Store) -> None:

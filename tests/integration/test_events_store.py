@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,6 @@ from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import RunState
 from orchestrator.store import Store
 from orchestrator.store.tables import dags
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _dag(dag_id: str, schedule: Any, *, outlets: list[str] | None = None,

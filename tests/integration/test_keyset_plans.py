@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,13 +18,6 @@ from orchestrator.store import Store, seed
 from tests.support import compiled_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _captured(store: Store, call: Callable[[], object]) -> list[tuple[str, Any]]:

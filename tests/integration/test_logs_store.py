@@ -6,7 +6,6 @@ quiet body writes nothing and wakes nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,13 +18,6 @@ from workers.log_capture import LogCapture
 
 pytestmark = pytest.mark.integration
 DAG = compiled_of({"a": []}, dag_id="logs_store")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _running(store: Store, lease_seconds: float = 60.0) -> tuple[str, Claim]:

@@ -24,13 +24,6 @@ pytestmark = pytest.mark.integration
 WAIT_S = 60
 
 
-@pytest.fixture
-def runner(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for key, value in stack.settings.as_env().items():
-        monkeypatch.setenv(key, value)
-    return CliRunner()
-
-
 def test_runs_show_cancel_and_rerun_take_a_unique_prefix(runner: CliRunner,
                                                          client: Client) -> None:
     run_id = client.submit("typed", {"name": "ada"})

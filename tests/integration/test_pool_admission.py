@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,13 +18,6 @@ from orchestrator.store import Change, Claim, Store
 from orchestrator.store.tables import task_instances as ti
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _pool(store: Store, slots: int | None) -> str:

@@ -5,7 +5,6 @@ default pool are refused with nothing written."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import update
@@ -18,13 +17,6 @@ from tests.support import compiled_of
 
 pytestmark = pytest.mark.integration
 DAG = compiled_of({"a": [], "b": [], "c": []}, dag_id="pools_store")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _name() -> str:

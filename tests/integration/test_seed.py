@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,13 +15,6 @@ from orchestrator.store import Store, seed
 from tests.support import compiled_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def test_seeded_runs_read_back_finished_newest_first(store: Store) -> None:

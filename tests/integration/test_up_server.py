@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,13 +42,6 @@ def project(tmp_path: Path) -> Path:
     (folder / "dags").mkdir(parents=True)
     shutil.copy(ROOT / "dags" / "example.py", folder / "dags" / "example.py")
     return folder
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.dispose()
 
 
 def _listening(port: int) -> list[str]:
