@@ -12,7 +12,6 @@ pytest 9 no longer has, and the document needs the conftest stack's database to 
 from __future__ import annotations
 
 import datetime as dt
-
 from collections import Counter
 from typing import Any
 
