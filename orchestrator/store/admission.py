@@ -46,6 +46,12 @@ class Admitted:
     attempt: int
 
 
+def has_slot_columns(p: plan.Plan) -> bool:
+    """Whether a task row of this DAG holds other than the columns' defaults (no pool,
+    one slot, priority 0, no DAG cap): a 10,000-task DAG without them writes none."""
+    return bool(p.slots or p.priority or p.map_over or p.max_active_tasks is not None)
+
+
 def slot_columns(p: plan.Plan, task_id: str) -> dict[str, Any]:
     """A task row's slot columns (tables.task_instances), as this module reads them."""
     slot = p.slot(task_id)

@@ -59,8 +59,11 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
              "state": TaskState.QUEUED if node in first else TaskState.PENDING,
              "attempt": 1, "max_attempts": dag.spec.task(node).max_attempts,
              "lost_attempts": 0, "remaining": len(ups), "failed_up": 0, "skipped_up": 0,
-             "queued_at": now if node in first else None, **admission.slot_columns(p, node)}
+             "queued_at": now if node in first else None}
             for node, ups in p.upstream.items()]
+    if admission.has_slot_columns(p):  # else the columns' defaults are what they hold
+        for row, node in zip(rows, p.upstream, strict=True):
+            row.update(admission.slot_columns(p, node))
     timeout = dag.spec.timeout
     if not version_stored:
         put_version(conn, dag, now)
