@@ -36,12 +36,15 @@ class Scheduler:
         self._registered = False
 
     def register(self) -> None:
-        """Register the folder's DAGs: on the first pass, then only when a file changed."""
+        """Register the folder's DAGs: on the first pass, then only when a file changed
+        (and again at each pass until a registration succeeds: the bag reports a change
+        once, so a pass that failed to register it must not forget it)."""
         if self._bag is None:
             return
         bag = self._bag()
-        changed = bag.refresh()
-        if (changed or not self._registered) and bag.dags:
+        if bag.refresh():
+            self._registered = False
+        if not self._registered and bag.dags:
             self.store.register_dags(list(bag.dags.values()))
             self._registered = True
 
