@@ -10,15 +10,28 @@ import sys
 import typer
 
 from orchestrator import errors
-from orchestrator.cli import dags, db, pools, render, runs, schedules, server, services, tokens
+from orchestrator.cli import (
+    backfill,
+    dags,
+    db,
+    events,
+    pools,
+    render,
+    runs,
+    schedules,
+    server,
+    services,
+    tokens,
+)
 from orchestrator.cli import logs as log_cmds
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Run DAGs on Celery workers, tracked in SQL.")
-for part in (dags, runs, db, services, server, tokens, pools):
+for part in (dags, runs, db, services, server, tokens, pools, events, backfill):
     part.register(app)
 log_cmds.register(app)
-schedules.register(app, dags.dags_app)
+# `dags pause|unpause` are dags.py's: unpausing sends the runs pending events start.
+app.add_typer(schedules.schedules_app, name="schedules")
 
 
 def main() -> None:

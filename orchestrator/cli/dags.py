@@ -1,4 +1,4 @@
-"""``orchestrator dags list|validate``."""
+"""``orchestrator dags list|validate|pause|unpause``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from orchestrator import errors
 from orchestrator import settings as settings_
 from orchestrator.authoring import discovery
 from orchestrator.cli import render
-from orchestrator.cli.common import JsonOpt, a_path
+from orchestrator.cli.common import DagIdArg, JsonOpt, a_path
 
-dags_app = typer.Typer(no_args_is_help=True, help="List and validate DAGs.")
+dags_app = typer.Typer(no_args_is_help=True, help="List, validate, pause and unpause DAGs.")
 
 
 def register(app: typer.Typer) -> None:
@@ -68,3 +68,48 @@ def dags_validate(path: Annotated[Path | None, typer.Argument(
 def _print_errors(problems: dict[str, errors.DagError]) -> None:
     for e in problems.values():  # each names its file (and line), as DagError always does
         render.err.print(f"[red]invalid[/red] {escape(str(e))}")
+
+
+def _pause(dag_id: str, paused: bool) -> None:
+    # Imported here: `orchestrator dags validate` should not need SQLAlchemy or Celery.
+    from orchestrator.control.triggers import Events
+    from orchestrator.wiring import Wiring
+
+    with Wiring(settings_.load()) as wiring:
+        # A DAG is known by its file or by a coordinator having registered it: pausing a
+        # typo must not create a row for a DAG nobody has.
+        if not wiring.store.dag_states([dag_id]) and dag_id not in wiring.bag.dags:
+            raise errors.UnknownDag(f"no DAG {dag_id!r} in ORCH_DAGS_PATH or the database")
+        if paused:
+            wiring.store.set_paused(dag_id, True)
+        else:
+            done = Events(wiring.settings, wiring.outcomes).set_paused(dag_id, False)
+    if paused:
+        render.err.print(f"DAG {dag_id!r} paused: it gets no scheduled or triggered runs",
+                         highlight=False)
+        return
+    render.err.print(f"DAG {dag_id!r} unpaused", highlight=False)
+    if done.runs:
+        queued = [r for r in done.runs if r not in done.started]
+        render.err.print(f"its pending events started {len(done.started)} run(s): "
+                         f"{', '.join(done.started) or '-'}"
+                         + (f"; queued {len(queued)} for a run slot" if queued else ""),
+                         highlight=False)
+    if done.unsent:
+        render.err.print(f"the first tasks of {', '.join(done.unsent)} were not sent (no "
+                         "broker here, or it went away): the coordinator sends them",
+                         highlight=False)
+
+
+@dags_app.command("pause")
+def dags_pause(dag_id: DagIdArg) -> None:
+    """Pause a DAG: no scheduled or triggered runs until it is unpaused; the events it
+    is scheduled on wait for it."""
+    _pause(dag_id, True)
+
+
+@dags_app.command("unpause")
+def dags_unpause(dag_id: DagIdArg) -> None:
+    """Unpause a DAG: its schedule fires again (missed ticks follow its catchup) and the
+    events that arrived while it was paused start their runs now."""
+    _pause(dag_id, False)

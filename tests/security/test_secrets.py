@@ -45,6 +45,16 @@ tasks:
 """
 PARKED = """\
 id: secrets_parked
+schedule: {event: secrets-battery}
+tasks:
+  - id: waits
+    shell: "true"
+    queue: parked_nobody_consumes
+"""
+DAILY = """\
+id: secrets_daily
+schedule: "@daily"
+catchup: none
 tasks:
   - id: waits
     shell: "true"
@@ -55,7 +65,8 @@ COVERED = {"run", "cancel", "rerun", "worker", "coordinator", "up", "quickstart"
            "dags list", "dags validate", "runs list", "runs show", "db upgrade", "db current",
            "logs", "server", "tokens create", "tokens list", "tokens revoke",
            "pools set", "pools list", "pools delete", "dags pause", "dags unpause",
-           "schedules list"}
+           "schedules list", "events emit", "events list", "backfill", "backfills list",
+           "backfills show", "backfills cancel"}
 """Every command, each run below (`worker` and `coordinator` by the stacks)."""
 
 
@@ -122,6 +133,7 @@ def _project(folder: Path) -> Path:
     shutil.copy(ROOT / "dags" / "example.py", folder / "dags" / "example.py")
     (folder / "dags" / "secrets_env.yaml").write_text(DAGS)
     (folder / "dags" / "secrets_parked.yaml").write_text(PARKED)
+    (folder / "dags" / "secrets_daily.yaml").write_text(DAILY)
     return folder
 
 
@@ -176,7 +188,22 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
         p.cli(folder, env, "dags", "pause", "secrets_parked")
         p.cli(folder, env, "schedules", "list")
         p.cli(folder, env, "schedules", "list", "--json")
+        p.cli(folder, env, "events", "emit", "secrets-battery", "--payload", '{"k": 1}')
+        # The paused subscriber keeps the event pending; unpausing sends its run.
         p.cli(folder, env, "dags", "unpause", "secrets_parked")
+        p.cli(folder, env, "events", "emit", "secrets-battery", "--json")
+        p.cli(folder, env, "events", "emit", "secrets-battery", "--payload", "{bad", ok=(2,))
+        p.cli(folder, env, "events", "list")
+        p.cli(folder, env, "events", "list", "--json")
+        p.cli(folder, env, "backfill", "secrets_daily", "--start", "2026-01-01", "--end",
+              "2026-01-04", "--dry-run")
+        backfill = json.loads(p.cli(folder, env, "backfill", "secrets_daily", "--start",
+                                    "2026-01-01", "--end", "2026-01-04", "--json"))
+        p.cli(folder, env, "backfills", "list")
+        p.cli(folder, env, "backfills", "list", "--json")
+        p.cli(folder, env, "backfills", "show", backfill["backfill_id"])
+        p.cli(folder, env, "backfills", "show", backfill["backfill_id"], "--json")
+        p.cli(folder, env, "backfills", "cancel", backfill["backfill_id"])  # its run is parked
         run = json.loads(p.cli(folder, env, "run", "secrets_env", "--wait", "--json", ok=(1,)))
         got = _env_of(run)
         assert got["DECLARED"] == "declared-value" and got["ORCH_RUN_ID"] == run["id"]
