@@ -45,7 +45,8 @@ class Scheduler:
         if bag.refresh():
             self._registered = False
         if not self._registered and bag.dags:
-            self.store.register_dags(list(bag.dags.values()))
+            self.store.register_dags(list(bag.dags.values()),
+                                     now=dt.datetime.fromtimestamp(self.clock(), dt.UTC))
             self._registered = True
 
     def tick(self) -> int:

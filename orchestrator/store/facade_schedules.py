@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class SchedulesMixin(StoreBase):
-    def register_dags(self, dags: Sequence[CompiledDag]) -> None:
+    def register_dags(self, dags: Sequence[CompiledDag], *,
+                      now: dt.datetime | None = None) -> None:
         """Upsert each DAG's row (version, schedule, limits) and its event/asset triggers,
-        one transaction each. A changed schedule fires next at its first tick after now;
-        an unchanged one keeps its next fire. Safe when several processes register."""
-        now = _now()
+        one transaction each. A changed schedule fires next at its first tick after
+        ``now`` (the scheduler's clock; default: this machine's); an unchanged one keeps
+        its next fire. Safe when several processes register."""
+        now = now or _now()
         for dag in dags:
             self._register(dag, now)
 

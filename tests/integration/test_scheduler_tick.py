@@ -301,9 +301,9 @@ def test_the_folder_is_registered_again_only_when_a_file_changed(
     real = env.store.register_dags
     registered: list[list[str]] = []
 
-    def spy(dags: Any) -> None:
+    def spy(dags: Any, **kw: Any) -> None:
         registered.append(sorted(d.id for d in dags))
-        real(dags)
+        real(dags, **kw)
 
     monkeypatch.setattr(env.store, "register_dags", spy)
     for _ in range(3):
@@ -312,9 +312,9 @@ def test_the_folder_is_registered_again_only_when_a_file_changed(
     assert env.row("changing").updated_at == before.updated_at
     env.dag("changing", "every 1m", catchup="all")  # the schedule changes
     env.dag("added", "every 1m", catchup="all")  # and a DAG appears
-    changed_at = dt.datetime.now(dt.UTC)
-    # (registering reads the wall clock, not the scheduler's: the simulated clock stays
-    # behind it here, so the new first fire is not due yet)
+    # registering reads the scheduler's clock: the new first fire is after its now
+    env.clock.at(dt.datetime.now(dt.UTC) + dt.timedelta(days=3))
+    changed_at = dt.datetime.fromtimestamp(env.clock(), dt.UTC)
     assert env.scheduler.tick() == 0
     assert registered == [["added", "changing"]]
     row = env.row("changing")
@@ -336,11 +336,11 @@ def test_a_registration_that_failed_is_tried_again_at_the_next_pass(
     real = env.store.register_dags
     calls: list[int] = []
 
-    def flaky(dags: Any) -> None:
+    def flaky(dags: Any, **kw: Any) -> None:
         calls.append(len(dags))
         if len(calls) == 1:
             raise errors.StoreError("the database went away for a moment")
-        real(dags)
+        real(dags, **kw)
 
     monkeypatch.setattr(env.store, "register_dags", flaky)
     with pytest.raises(errors.StoreError):
