@@ -153,3 +153,7 @@ def test_reference_shapes() -> None:
     assert arg_ok({"task": "a", "note": 1})  # two keys: a literal mapping
     assert not arg_ok({"task": "bad id"})
     assert not arg_ok({"param": "x.y"})
+    assert arg_ok({"context": "logical_time"})
+    assert not arg_ok({"context": "nothing"})  # the loader refuses it too
+    assert not loader_ok(base(python="m:f", args=[{"context": "nothing"}]))
+    assert {"required": ["context"]} in SCHEMA["$defs"]["literal"]["not"]["anyOf"]
