@@ -221,13 +221,15 @@ def features_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"database: {meta['database']}, the hot path's, after its turns. A stack of its own: "
         "1 worker (prefork, concurrency 2) and 1 `orchestrator coordinator` (scheduler pass "
         f"every {meta['schedule_interval_s']:g} s), which registers `benchmarks/dags`. Every "
-        "figure is a difference of timestamps in the rows the runs left, each written by "
-        "the transaction that made the change. Slot hand-off: a pool of 1 slot, "
+        "figure but the last is a difference of timestamps in the rows the runs left, each "
+        "written by the transaction that made the change. Slot hand-off: a pool of 1 slot, "
         f"{meta['pool_runs']} runs of 20 independent tasks after a warm-up run. Schedule "
         f"delay: a one-second cron unpaused for {meta['ticks']} ticks (after the first, "
         "which fires the tick missed while paused), then paused again. Asset latency: "
         f"{meta['asset_runs']} producer runs one after another, after a warm-up run. "
+        "Backfill accept is a wall time instead: `Client.backfill` over a year of hourly "
+        f"logical times, {meta.get('backfills', 0)} times. "
         "Reproduce with `make bench` (`python -m benchmarks.run --only "
-        "slots,schedule,assets` for these alone).",
+        "slots,schedule,assets,backfill` for these alone).",
     ]
     return "\n".join(lines) + "\n"
