@@ -119,3 +119,22 @@ def test_every_hour_is_24_ticks_on_every_utc_day(day: dt.date) -> None:
     start = dt.datetime.combine(day, dt.time(), UTC)
     eps = dt.timedelta(microseconds=1)
     assert len(list(schedule.ticks(s, start - eps, start + dt.timedelta(days=1) - eps))) == 24
+
+
+@pytest.mark.parametrize(("expr", "zone"), [
+    ("@hourly", "UTC"), ("30 2 * * *", "Europe/Zurich"), ("0 * * * *", "Australia/Lord_Howe"),
+    ("0 1,2,3 * * *", "America/New_York"), ("*/20 * * * * *", "America/New_York"),
+    ("every 90s", "UTC")])
+def test_ticks_are_next_tick_one_by_one_across_both_dst_days(expr: str, zone: str) -> None:
+    s = schedule.parse(expr, zone)
+    assert isinstance(s, schedule.Cron | schedule.Every)
+    after = dt.datetime(2025, 3, 8, tzinfo=dt.UTC)  # New York springs forward on the 9th,
+    until = dt.datetime(2025, 11, 3, tzinfo=dt.UTC)  # falls back on the 2nd; Zurich between
+    if expr.count(" ") == 5:
+        until = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+    one_walk = list(schedule.ticks(s, after, until))
+    stepped, t = [], schedule.next_tick(s, after)
+    while t <= until:
+        stepped.append(t)
+        t = schedule.next_tick(s, t)
+    assert one_walk == stepped and len(one_walk) > 100
