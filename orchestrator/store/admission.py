@@ -78,8 +78,8 @@ def forget_default() -> None:
 
 
 def needed(conn: Connection, p: plan.Plan) -> bool:
-    """Whether this DAG's tasks wait for slots at all: a DAG without pools, priorities
-    or ``max_active_tasks`` pays nothing while the default pool is unbounded."""
+    """Whether this DAG's tasks wait for slots at all: a DAG without named pools or
+    ``max_active_tasks`` pays nothing while the default pool is unbounded."""
     return p.pooled or default_bounded(conn)
 
 
@@ -104,7 +104,11 @@ def settle(conn: Connection, run_id: str, p: plan.Plan, change: Change, now: dt.
                                      "b_now": now}).rowcount == 1:
             touched.add(slot.pool)
     freed = list(freed)
-    touched.update(p.slot(t).pool for t in freed)
+    for t in freed:
+        slot = p.slot(t)
+        # nobody waits in the unbounded default pool but for a DAG cap, filled below
+        if slot.slots and not (slot.pool is None and free_default):
+            touched.add(slot.pool)
     dags = {p.dag_id} if freed and p.max_active_tasks is not None else set()
     for a in fill(conn, touched, now, dags=dags):
         if a.run_id == run_id:

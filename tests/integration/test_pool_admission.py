@@ -263,3 +263,21 @@ def test_a_bounded_default_pool_gates_every_dag(fresh_url: str) -> None:
         store.set_pool("default", None)
     finally:
         store.dispose()
+
+
+def test_a_full_pool_never_starves_another(store: Store) -> None:
+    """apache/airflow#45636: waiters of a full pool filled the scheduler's batch and the
+    other pool's tasks never started. Here each pool is filled on its own."""
+    busy, other = _pool(store, 1), _pool(store, 1)
+    crowd = _dag({f"c{i}": {"pool": busy, "priority": 10} for i in range(60)})
+    crowd_run, crowd_queued = _start(store, crowd)
+    assert len(crowd_queued) == 1  # one holds busy's slot, 59 wait with a high priority
+    mixed = _dag({"b1": {"pool": other}, "b2": {"pool": other}, "d1": {"pool": busy}})
+    run_id, queued = _start(store, mixed)
+    assert queued == ["b1"]  # other's slot was free: busy's crowd does not stand in line
+    change = _finish(store, mixed, run_id, "b1")
+    assert [t for t, _ in change.queued] == ["b2"]
+    assert _states(store, run_id)["d1"] == TaskState.WAITING
+    # busy's slot goes to the highest priority there, the crowd, not to d1
+    change = _finish(store, crowd, crowd_run, crowd_queued[0])
+    assert len(change.queued) == 1 and change.queued[0][0].startswith("c")
