@@ -219,7 +219,7 @@ def features_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"Measured {meta['date']} on {meta['machine']}; broker: {meta['broker']}; state "
         f"database: {meta['database']}, the hot path's, after its turns. A stack of its own: "
-        "1 worker (prefork, concurrency 2) and 1 `orchestrator coordinator` (scheduler pass "
+        "1 worker (prefork, concurrency 2) and 3 `orchestrator coordinator`s (scheduler pass "
         f"every {meta['schedule_interval_s']:g} s), which registers `benchmarks/dags`. Every "
         "figure but the last is a difference of timestamps in the rows the runs left, each "
         "written by the transaction that made the change. Slot hand-off: a pool of 1 slot, "
