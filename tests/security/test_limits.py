@@ -90,7 +90,8 @@ def test_the_widening_migration_keeps_every_row(fresh_url: str) -> None:
     before = store.count_rows()
     _upgrade_to(store, "head")
     assert store.schema_revision() == schema.head()
-    assert store.count_rows() == before
+    after = store.count_rows()  # (with the tables later migrations add)
+    assert {table: after[table] for table in before} == before
     run = store.get_run(run_id)
     assert [a.outcome for a in run.tasks["t" * limits.MAX_ID_LENGTH].attempts] == ["running"]
     _insert_instance(store, run_id, limits.MAP_ITEMS_CEILING - 1)
