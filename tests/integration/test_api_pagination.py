@@ -90,7 +90,9 @@ def test_pages_walk_every_run_once_newest_first(client: Client) -> None:
         assert first["next_cursor"] is None  # exactly full: no empty page after it
         shown = first["runs"][0]
         assert set(shown) == {"id", "dag_id", "state", "created_at", "finished_at",
-                              "total_tasks", "unfinished", "dag_version"}
+                              "total_tasks", "unfinished", "dag_version", "trigger",
+                              "logical_time", "interval_start", "interval_end", "backfill_id"}
+        assert (shown["trigger"], shown["logical_time"]) == ("manual", None)
         assert shown["dag_id"] == dag.id and shown["dag_version"] == dag.version
 
 

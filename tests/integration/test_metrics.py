@@ -24,7 +24,7 @@ from orchestrator.store import metrics as store_metrics
 pytestmark = pytest.mark.integration
 WAIT_S = 120
 OURS = ("metrics_ok", "metrics_fail", "metrics_map")
-LABELS = {"dag", "task", "queue", "state", "outcome", "le"}
+LABELS = {"dag", "task", "queue", "state", "outcome", "le", "pool"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
