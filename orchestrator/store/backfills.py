@@ -47,6 +47,9 @@ def advance(conn: Connection, bf_id: str, now: dt.datetime, change: Change) -> N
     row = conn.execute(sql.LOCK, {"b_id": bf_id}).first()
     if row is None:  # ended or cancelled
         return
+    # ``now`` was read when the transaction began, maybe before another one that held
+    # this lock committed the previous logical time: its runs must not look older
+    now = max(now, dt.datetime.now(dt.UTC))
     dag = versions.compiled(conn, row.version)
     if dag is None:
         raise errors.UnknownDag(f"the version {row.version} backfill {bf_id} runs is gone")
