@@ -5,6 +5,7 @@ from orchestrator.authoring.sensors import sensor
 from orchestrator.errors import OrchestratorError
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.execution.task_context import current as context
+from orchestrator.model.secret_spec import Secret, secret
 
 __all__ = [
     # authoring
@@ -12,9 +13,11 @@ __all__ = [
     "Dag",
     "OrchestratorError",
     "Output",
+    "Secret",
     "TaskContext",
     "context",
     "dag",
+    "secret",
     "sensor",
     "task",
 ]

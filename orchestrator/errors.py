@@ -171,3 +171,8 @@ class UnresolvableTask(TaskFailure):
 
 class SensorTimeout(TaskFailure):
     """A sensor's condition was still not met when its timeout passed."""
+
+
+class SecretUnavailable(TaskFailure):
+    """A ``{secret: ...}`` argument could not be read in the worker (a variable not set,
+    a file missing or unreadable); the message names where it looked, never a value."""

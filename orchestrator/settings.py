@@ -225,11 +225,36 @@ class HookSettings(_Area):
         return [p.strip() for p in self.paths.split(",") if p.strip()]
 
 
+class AlertSettings(_Area):
+    notify_file: Path | None = _var(
+        "ORCH_NOTIFY_FILE", None, "YAML file of alert rules (`notify:`) for every DAG; every "
+        "process reads it at start (a bad rule stops the start, naming its line).")
+    smtp_url: str | None = _var(
+        "ORCH_SMTP_URL", None, "Mail server for email alerts: `smtp://user:pass@host:587` "
+        "(STARTTLS when offered) or `smtps://…` (TLS from the start).")
+    mail_from: str = _var("ORCH_MAIL_FROM", "orchestrator@localhost",
+                          "Sender address of email alerts.")
+    public_url: str = _var("ORCH_PUBLIC_URL", "",
+                           "The run view's address in alerts' links (unset: the server's "
+                           "own, `http://ORCH_SERVER_HOST:ORCH_SERVER_PORT`).")
+    max_tries: int = _var("ORCH_ALERT_MAX_TRIES", 6,
+                          "Tries to deliver an alert before it is given up (shown failed).",
+                          ge=1, le=100)
+    backoff: float = _var("ORCH_ALERT_BACKOFF", 2.0,
+                          "Seconds before an alert's second try, doubling after each failed "
+                          "one (at most 10 minutes).", gt=0, le=600)
+    timeout: float = _var("ORCH_ALERT_TIMEOUT", 10.0,
+                          "Seconds a receiver may take to answer one try.", gt=0, le=300)
+    interval: float = _var("ORCH_ALERT_INTERVAL", 1.0,
+                           "Seconds between the notifier's looks at the outbox (a commit "
+                           "that writes an alert wakes it at once).", gt=0, le=60)
+
+
 AREAS: dict[str, type[_Area]] = {
     "database": DatabaseSettings, "broker": BrokerSettings, "dags": DagSettings,
     "worker": WorkerSettings, "coordinator": CoordinatorSettings, "flower": FlowerSettings,
     "limits": LimitSettings, "logs": LogSettings, "server": ServerSettings,
-    "security": SecuritySettings, "hooks": HookSettings,
+    "security": SecuritySettings, "hooks": HookSettings, "alerts": AlertSettings,
 }
 
 
@@ -249,6 +274,7 @@ class Settings(BaseModel):
     server: ServerSettings = Field(default_factory=ServerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     hooks: HookSettings = Field(default_factory=HookSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @model_validator(mode="after")
     def _visibility_above_timeouts(self) -> Settings:
@@ -302,7 +328,7 @@ class Settings(BaseModel):
 
 
 SECRET_VARIABLES = frozenset({"ORCH_DATABASE_URL", "ORCH_BROKER_URL", "ORCH_FLOWER_PASSWORD",
-                              "ORCH_SIGNING_KEY"})
+                              "ORCH_SIGNING_KEY", "ORCH_SMTP_URL"})
 """Variables that hold a secret (a URL's password counts): never printed, never on a
 command line, never in a shell task's environment."""
 

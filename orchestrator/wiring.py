@@ -14,10 +14,12 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import errors
-from orchestrator.authoring import discovery
+from orchestrator.authoring import discovery, notify_rules
 from orchestrator.control import hooks as hooks_
 from orchestrator.control.commands import Commands
 from orchestrator.control.outcomes import Outcomes
+from orchestrator.model import notify
+from orchestrator.observability import masking
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.transport.dispatch import Dispatcher, make_producer_app
@@ -40,6 +42,7 @@ class Wiring:
     def store(self) -> Store:
         store = Store(self.settings.database.url,
                       params_cache_bytes=self.settings.limits.params_cache_bytes)
+        store.alert_rules = self.alert_rules
         if self._check_schema:
             try:
                 store.check_schema()
@@ -47,6 +50,12 @@ class Wiring:
                 store.dispose()
                 raise
         return store
+
+    @cached_property
+    def alert_rules(self) -> tuple[notify.Rule, ...]:
+        """The global rules file's, read once: a bad one fails the process's start."""
+        path = self.settings.alerts.notify_file
+        return () if path is None else notify_rules.load_file(path)
 
     @property
     def broker_url(self) -> str:
@@ -66,7 +75,8 @@ class Wiring:
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.app, self.settings)
+        return Dispatcher(self.app, self.settings,
+                          mask=masking.process_masker(self.settings).mask)
 
     @property
     def bag(self) -> discovery.DagBag:

@@ -15,7 +15,7 @@ from orchestrator.store import Store
 from orchestrator.transport import dispatch
 from orchestrator.transport.celery_config import celery_config
 from orchestrator.transport.signing import Signer
-from workers import integrity, registry
+from workers import callbacks, integrity, registry
 from workers.broker_guard import GuardedAMQP
 from workers.runtime import Runtime
 
@@ -66,6 +66,7 @@ def register(app: Celery, settings: Settings, bag: discovery.DagBag) -> None:
     runtime = Runtime(settings, bag, app, rescan)
     register_new()
     _register_fallback(app, runtime, signer, bag)
+    callbacks.register(app, lambda: runtime.wiring, signer)
     app.orchestrator_signer = signer
     if isinstance(app._tasks, registry.DagTaskRegistry):
         app._tasks.resolver = registry.make_resolver(

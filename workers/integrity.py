@@ -25,6 +25,7 @@ from celery import Celery, Task
 from kombu.message import Message
 
 from orchestrator.model import spec
+from orchestrator.transport.dispatch import CALLBACK
 from orchestrator.transport.signing import KWARG, Signer
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ def call_problem(name: object, kwargs: object, timelimit: object,
         return problem
     assert isinstance(kwargs, dict)
     dag, task, run, attempt = kwargs["dag"], kwargs["task"], kwargs["run"], kwargs["attempt"]
-    if not (isinstance(name, str) and name.startswith(dag + ".")
-            and ID.fullmatch(name, len(dag) + 1)):
+    if name != CALLBACK and not (isinstance(name, str) and name.startswith(dag + ".")
+                                 and ID.fullmatch(name, len(dag) + 1)):
         return f"its name {shown(name)} is not a task of DAG {dag!r}"
     limits = _limits(timelimit)
     if limits is None:

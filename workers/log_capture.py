@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from orchestrator.model.records import truncation_marker
-from orchestrator.observability.masking import Masker, masker_for
+from orchestrator.observability.masking import Masker, process_masker
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
@@ -241,7 +241,7 @@ class LogCapture:
         self.store = store
         self.interval = settings.logs.flush_interval
         self.max_bytes = settings.logs.max_bytes
-        self.masker = masker if masker is not None else masker_for(settings)
+        self.masker = masker if masker is not None else process_masker(settings)
         self._active: dict[int, AttemptLog] = {}
         self._only: AttemptLog | None = None
         self._lock = threading.Lock()
@@ -276,16 +276,20 @@ class LogCapture:
     # -- an attempt ------------------------------------------------------------------------
 
     @contextmanager
-    def attempt(self, run_id: str, task_id: str, attempt: int) -> Iterator[AttemptLog]:
-        """Capture the body run inside; its last chunks are written when it exits."""
-        target = self.start(run_id, task_id, attempt)
+    def attempt(self, run_id: str, task_id: str, attempt: int,
+                masker: Masker | None = None) -> Iterator[AttemptLog]:
+        """Capture the body run inside; its last chunks are written when it exits.
+        ``masker``: the attempt's own (its secrets on top of the process's)."""
+        target = self.start(run_id, task_id, attempt, masker)
         try:
             yield target
         finally:
             self.stop(target)
 
-    def start(self, run_id: str, task_id: str, attempt: int) -> AttemptLog:
-        target = AttemptLog(run_id, task_id, attempt, masker=self.masker,
+    def start(self, run_id: str, task_id: str, attempt: int,
+              masker: Masker | None = None) -> AttemptLog:
+        target = AttemptLog(run_id, task_id, attempt,
+                            masker=self.masker if masker is None else masker,
                             max_bytes=self.max_bytes)
         with self._lock:
             self._active[threading.get_ident()] = target

@@ -26,10 +26,11 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from orchestrator import errors
 from orchestrator.authoring.discovery import DagBag
-from orchestrator.execution import operators
+from orchestrator.execution import operators, secret_refs
 from orchestrator.execution.task_context import TaskContext
-from orchestrator.model import retries, spec, values
+from orchestrator.model import retries, sealed, spec, values
 from orchestrator.model.compiled import CompiledDag
+from orchestrator.observability import masking
 from orchestrator.settings import Settings
 from orchestrator.store import Busy, Claim, GiveUp, NotDue, RunHeader
 from orchestrator.transport import dispatch
@@ -61,6 +62,7 @@ class Runtime:
         self._capture: LogCapture | None = None
         self._looked_for: set[str] = set()
         """Versions this process re-scanned its DAG folder for (once each)."""
+        self._masker: masking.Masker | None = None
 
     @property
     def wiring(self) -> Wiring:
@@ -74,6 +76,14 @@ class Runtime:
             self._pid = os.getpid()
         assert self._wiring is not None
         return self._wiring
+
+    @property
+    def masker(self) -> masking.Masker:
+        """The settings' secrets (and what this process registered); an attempt adds its
+        own on top (``with_secrets``)."""
+        if self._masker is None:
+            self._masker = masking.process_masker(self.settings)
+        return self._masker
 
     def _dag(self, header: RunHeader) -> CompiledDag:
         version = header.version
@@ -158,7 +168,17 @@ class Runtime:
     def _run(self, task: Task, dag: CompiledDag, run_id: str, task_id: str, t: spec.TaskSpec,
              claim: Claim) -> Any:
         header = self.wiring.store.header(run_id)
-        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, header.params,
+        try:
+            # Opened and read here, in the worker; registered with this attempt's masker
+            # before the body can print, return or raise any of them.
+            params, secrets = sealed.unseal_params(dag.spec, header.params,
+                                                   self.settings.security.signing_key)
+            refs = secret_refs.resolve_task(t)
+        except (errors.SecretUnavailable, errors.ConfigError) as exc:
+            return self._failed(task, dag, run_id, task_id, t, claim, type(exc).__name__,
+                                str(exc), None)
+        masker = self.masker.with_secrets([*secrets, *refs.values()])
+        ctx = TaskContext(dag.id, run_id, task_id, claim.attempt, params,
                           logical_time=header.logical_time,
                           interval_start=header.interval_start,
                           interval_end=header.interval_end, trigger=header.trigger,
@@ -169,18 +189,20 @@ class Runtime:
         poked_at = time.time()
         try:
             # The log's last chunks are written on leaving, before any outcome is.
-            with self._capture.attempt(run_id, task_id, claim.attempt):
-                result = operators.call(t, header.params, claim.upstream, ctx, item)
+            with self._capture.attempt(run_id, task_id, claim.attempt, masker=masker):
+                result = operators.call(t, params, claim.upstream, ctx, item, refs)
             values.check_result(result, self.settings.limits.max_result_bytes)
+            stored = masker.mask_value(result)
         except SoftTimeLimitExceeded:
             self._heartbeat.clear()
             return self._failed(task, dag, run_id, task_id, t, claim,
                                 errors.TaskTimeout.__name__,
-                                f"exceeded its timeout of {t.timeout} s", _traceback())
+                                f"exceeded its timeout of {t.timeout} s", _traceback(),
+                                masker=masker)
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
             return self._failed(task, dag, run_id, task_id, t, claim, type(exc).__name__,
-                                str(exc), _traceback())
+                                str(exc), _traceback(), masker=masker)
         self._heartbeat.clear()
         chosen = None
         if t.branch:
@@ -193,7 +215,7 @@ class Runtime:
             return self._poke_again(task, dag, run_id, task_id, t, claim, poked_at)
         store = self.wiring.store
         try:
-            change = store.succeed(run_id, task_id, claim.attempt, result, dag.plan, chosen,
+            change = store.succeed(run_id, task_id, claim.attempt, stored, dag.plan, chosen,
                                    claim.token)
         except Exception as exc:
             # A result the database refuses must end this attempt, not leave it running
@@ -245,8 +267,12 @@ class Runtime:
 
     def _failed(self, task: Task, dag: CompiledDag, run_id: str, task_id: str,
                 t: spec.TaskSpec, claim: Claim | GiveUp, error_type: str, message: str,
-                tb: str | None, retry: bool = True) -> Any:
+                tb: str | None, retry: bool = True, masker: masking.Masker | None = None,
+                ) -> Any:
         task.request.chain = None
+        # Masked before it is stored, and before Celery puts it in its events (Flower).
+        masker = masker if masker is not None else self.masker
+        message, tb = masker.mask(message), None if tb is None else masker.mask(tb)
         retry_in = retries.next_delay(t, claim.attempt, claim.lost_attempts,
                                       claim.max_attempts) if retry else None
         store = self.wiring.store
@@ -270,9 +296,10 @@ class Runtime:
         self.wiring.outcomes.apply(dag, change)
         if change.retry is not None:
             _, next_attempt, wait = change.retry
+            # from None: Celery's traceback would show the task's own exception unmasked.
             raise Retry(f"{error_type}: {message}; attempt {next_attempt} in {wait:.2f} s",
-                        when=wait)
-        raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}")
+                        when=wait) from None
+        raise TaskFailed(f"{dag.id}.{task_id} failed: {error_type}: {message}") from None
 
 
 _OUR_FRAMES = frozenset({__file__, operators.__file__})

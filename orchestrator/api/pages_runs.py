@@ -24,7 +24,7 @@ from orchestrator import errors
 from orchestrator.api import auth, deps, graph
 from orchestrator.api import pages_common as common
 from orchestrator.client import Client
-from orchestrator.model import records
+from orchestrator.model import records, sealed
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import FINISHED_RUN, TaskState
 
@@ -85,7 +85,8 @@ def _masked(request: Request, run: records.Run) -> records.Run:
         attempts = [a.model_copy(update={"error_message": m(a.error_message),
                                          "traceback": m(a.traceback)}) for a in ti.attempts]
         tasks[task_id] = ti.model_copy(update={"error": m(ti.error), "attempts": attempts})
-    return run.model_copy(update={"tasks": tasks})
+    params = deps.masker(request).mask_value(sealed.shown(run.params))  # secret ones: ***
+    return run.model_copy(update={"tasks": tasks, "params": params})
 
 
 # -- a run ----------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ def get_run(run_id: RunId, _who: Viewer, client: ClientDep,
     order: list[str] = []
     if run.dag_version is not None:
         order = list(client.store.compiled(run.dag_version).plan.order)
-    return schemas.run_detail(run, order, mask=deps.masker(request).mask)
+    masker = deps.masker(request)
+    return schemas.run_detail(run, order, mask=masker.mask, mask_value=masker.mask_value)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=schemas.Cancelled,

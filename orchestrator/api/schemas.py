@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.model import limits, records
+from orchestrator.model import limits, records, sealed
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
 
@@ -219,15 +219,18 @@ def _task(t: records.TaskInstance, mask: Mask) -> TaskView:
 
 
 def run_detail(run: records.Run, order: list[str] | None = None, *,
-               mask: Mask = str) -> RunDetail:
+               mask: Mask = str, mask_value: Callable[[Any], Any] = lambda v: v,
+               ) -> RunDetail:
     """``order``: the DAG's task order (mapped instances follow their task). ``mask``:
     applied to errors and tracebacks, which quote whatever the failing code had (a
-    setting's secret in a connection error, say)."""
+    setting's secret in a connection error, say); ``mask_value``: to the params, whose
+    secret ones show as ``***``."""
     rank = {t: i for i, t in enumerate(order or [])}
     tasks = sorted(run.tasks.values(), key=lambda t: (
         rank.get(t.map_parent or t.task_id, len(rank)), t.map_parent is not None,
         t.map_index or 0, t.task_id))
-    return RunDetail(**run_summary(run).model_dump(), params=run.params,
+    return RunDetail(**run_summary(run).model_dump(),
+                     params=mask_value(sealed.shown(run.params)),
                      idempotency_key=run.idempotency_key, tasks=[_task(t, mask) for t in tasks])
 
 

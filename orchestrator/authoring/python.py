@@ -14,12 +14,13 @@ import inspect
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator import errors
+from orchestrator.authoring import notify_rules
 from orchestrator.model import params as run_params
-from orchestrator.model import spec
+from orchestrator.model import secret_spec, spec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,9 +30,10 @@ _building: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
 
 _TASK_OPTIONS = ("retries", "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout",
                  "queue", "trigger_rule", "branch", "max_active", "outlets", "pool",
-                 "pool_slots", "priority", "sensor")
+                 "pool_slots", "priority", "sensor", *notify_rules.CALLBACK_KEYS)
 _DAG_OPTIONS = ("schedule", "timezone", "catchup", "max_catchup", "max_active_runs",
-                "overlap", "max_active_tasks")
+                "overlap", "max_active_tasks", "notify", "deadline",
+                *notify_rules.CALLBACK_KEYS)
 
 
 class Output:
@@ -158,6 +160,21 @@ class TaskFunction(Generic[P, R]):
         return builder.add(self, (_Item(over), *args), kwargs, caller.f_lineno)
 
 
+def _with_callbacks(options: dict[str, Any], dag_id: str) -> dict[str, Any]:
+    """``on_failure=fn`` and the like become ``callbacks``, each function by import path
+    (a worker imports it, as it does a task's function)."""
+    out = {k: v for k, v in options.items() if k not in notify_rules.CALLBACK_KEYS}
+    callbacks: dict[str, str] = {}
+    for kind, fn in notify_rules.callbacks_of(options).items():
+        path = (fn if isinstance(fn, str)
+                else f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', '?')}")
+        if "<" in path:
+            raise errors.DagError(f"{kind}: a callback is a module-level function (a worker "
+                                  f"imports it by name), got {path}", dag_id=dag_id)
+        callbacks[kind] = path
+    return {**out, "callbacks": callbacks} if callbacks else out
+
+
 def _check_options(options: dict[str, Any]) -> None:
     unknown = set(options) - set(_TASK_OPTIONS)
     if unknown:
@@ -174,6 +191,9 @@ def task(*, task_id: str | None = None, retries: int = 0, retry_backoff: float =
          trigger_rule: str = "all_success", branch: bool = False,
          max_active: int | None = None, outlets: Sequence[str] = (),
          pool: str | None = None, pool_slots: int = 1, priority: int = 0,
+         on_failure: Callable[..., Any] | None = None,
+         on_success: Callable[..., Any] | None = None,
+         on_retry: Callable[..., Any] | None = None,
          ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
 
@@ -209,11 +229,12 @@ class _Builder:
             n += 1
             task_id = f"{base}__{n}"
         self._used[base] = n + 1
+        kwargs = {**secret_spec.secret_defaults(fn._signature, args, kwargs), **kwargs}
         self.tasks[task_id] = {
             "id": task_id, "name": base, "kind": "python", "callable": fn.callable_path,
             "args": [self._arg(a, task_id) for a in args],
             "kwargs": {k: self._arg(v, task_id) for k, v in kwargs.items()},
-            "upstream": [], "line": line, **fn.options,
+            "upstream": [], "line": line, **_with_callbacks(fn.options, self.dag_id),
         }
         return Output(self, task_id)
 
@@ -236,6 +257,8 @@ class _Builder:
             return {"kind": "task", "task": value.task_id}
         if isinstance(value, Param):
             return {"kind": "param", "param": value.name}
+        if isinstance(value, secret_spec.SecretArg):
+            return value.model_dump()
         if _contains_ref(value):
             raise errors.DagError(
                 f"task {task_id!r}: pass task outputs and params as direct arguments, "
@@ -244,7 +267,7 @@ class _Builder:
 
 
 def _contains_ref(value: Any) -> bool:
-    if isinstance(value, Output | Param):
+    if isinstance(value, Output | Param | secret_spec.SecretArg):
         return True
     if isinstance(value, list | tuple | set):
         return any(_contains_ref(v) for v in value)
@@ -255,7 +278,7 @@ def _contains_ref(value: Any) -> bool:
 
 _PARAM_TYPES: dict[Any, spec.ParamType] = {
     str: "string", int: "integer", float: "number", bool: "boolean", list: "array",
-    dict: "object", tuple: "array",
+    dict: "object", tuple: "array", secret_spec.Secret: "string",
 }
 
 
@@ -311,7 +334,8 @@ class Dag:
             has_default = p.default is not inspect.Parameter.empty
             params[name] = spec.ParamSpec(
                 type=_param_type(hints.get(name, Any)),
-                default=p.default if has_default else None, required=not has_default)
+                default=p.default if has_default else None, required=not has_default,
+                secret=secret_spec.is_secret_annotation(hints.get(name)))
         builder = _Builder(dag_id, params)
         token = _building.set(builder)
         try:
@@ -325,7 +349,7 @@ class Dag:
         return spec.build(
             {"id": dag_id, "description": description or (inspect.getdoc(fn) or ""),
              "params": params, "tasks": list(builder.tasks.values()), "timeout": timeout,
-             **options},
+             **_with_callbacks(options, dag_id)},
             source=inspect.getsourcefile(fn))
 
 
@@ -336,7 +360,10 @@ def dag(*, id: str | None = None, description: str | None = None,
         timeout: float | None = None, schedule: str | dict[str, Any] | None = None,
         timezone: str = "UTC", catchup: str = "latest", max_catchup: int = 100,
         max_active_runs: int | None = None, overlap: str = "skip",
-        max_active_tasks: int | None = None) -> Callable[[Callable[..., Any]], Dag]: ...
+        max_active_tasks: int | None = None, notify: Sequence[Mapping[str, Any]] = (),
+        deadline: float | str | None = None, on_failure: Callable[..., Any] | None = None,
+        on_success: Callable[..., Any] | None = None,
+        ) -> Callable[[Callable[..., Any]], Dag]: ...
 
 
 def dag(fn: Callable[..., Any] | None = None, /, *, id: str | None = None,
@@ -346,7 +373,9 @@ def dag(fn: Callable[..., Any] | None = None, /, *, id: str | None = None,
     ``timeout``: seconds a run may take before the coordinator fails it. Scheduling:
     ``schedule`` (cron, ``@daily``, ``every 15m``, ``{"event": NAME}``, ``{"assets": [...],
     "when": "any"}``), ``timezone`` (IANA), ``catchup`` (none, latest, all) with
-    ``max_catchup``, ``max_active_runs`` with ``overlap`` (skip, queue), ``max_active_tasks``."""
+    ``max_catchup``, ``max_active_runs`` with ``overlap`` (skip, queue), ``max_active_tasks``.
+    Alerts: ``notify`` (rules, as in YAML), ``deadline`` (seconds, or ``"HH:MM"``),
+    ``on_failure``/``on_success`` callbacks of the run."""
 
     def wrap(f: Callable[..., Any]) -> Dag:
         return Dag(f, id, description, timeout, **options)

@@ -23,7 +23,9 @@ parameter, ``{item: ID}`` one item of an upstream task's list result (the task i
 mapped: it runs once per item, at most ``max_active`` at a time, and its result is the
 list of theirs, in order), ``{context: NAME}`` a value of the run's context (``logical_time``,
 ``interval_start``, ``interval_end``, ``payload``, ``run_id`` or ``dag_id``, as
-``context()`` gives them); anything else is a literal.
+``context()`` gives them), ``{secret: {env: NAME}}`` or ``{secret: {file: PATH}}`` a
+secret the worker reads when the task runs (also as a shell task's ``env`` value; a param
+with ``secret: true`` is a secret too); anything else is a literal.
 ``orchestrator/schema/dag.schema.json`` is the JSON Schema for editors.
 """
 
@@ -36,17 +38,18 @@ from typing import Any
 import yaml
 
 from orchestrator import errors
-from orchestrator.authoring import yaml_loader
-from orchestrator.model import spec
+from orchestrator.authoring import notify_rules, yaml_loader
+from orchestrator.model import secret_spec, spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
               "trigger_rule", "branch", "max_active", "env", "outlets", "pool", "pool_slots",
-              "priority", "sensor"}
+              "priority", "sensor", *notify_rules.CALLBACK_KEYS}
 _SCHEDULE_KEYS = {"schedule", "timezone", "catchup", "max_catchup", "max_active_runs",
                   "overlap", "max_active_tasks"}
-_TOP_KEYS = {"id", "description", "params", "tasks", "timeout", *_SCHEDULE_KEYS}
-_PARAM_KEYS = {"type", "default", "description"}
+_TOP_KEYS = {"id", "description", "params", "tasks", "timeout", *_SCHEDULE_KEYS, "notify",
+             "deadline", *notify_rules.CALLBACK_KEYS}
+_PARAM_KEYS = {"type", "default", "description", "secret"}
 _JSON_TYPES: dict[type, spec.ParamType] = {
     bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
     dict: "object"}
@@ -67,15 +70,21 @@ def load_text(text: str, *, source: str = "<yaml>", max_tasks: int = 100_000) ->
     if not isinstance(data, dict):
         raise errors.DagError("a DAG file must be a mapping with 'id' and 'tasks'",
                               source=source, line=1)
-    lines = _task_lines(root)
-    return spec.build(_compile(data, source, lines), source=source, max_tasks=max_tasks)
+    compiled = _compile(data, source, item_lines(root, "tasks"))
+    if "notify" in data:
+        compiled["notify"] = notify_rules.compile_rules(
+            data["notify"], item_lines(root, "notify"),
+            lambda msg, line: errors.DagError(msg, dag_id=compiled["id"], source=source,
+                                              line=line))
+    return spec.build(compiled, source=source, max_tasks=max_tasks)
 
 
-def _task_lines(root: yaml.Node | None) -> list[int]:
+def item_lines(root: yaml.Node | None, name: str) -> list[int]:
+    """The line of each item of the top-level list ``name``."""
     if not isinstance(root, yaml.MappingNode):
         return []
     for key, value in root.value:
-        if key.value == "tasks" and isinstance(value, yaml.SequenceNode):
+        if key.value == name and isinstance(value, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in value.value]
     return []
 
@@ -106,6 +115,8 @@ def _compile(data: dict[str, Any], source: str, lines: list[int]) -> dict[str, A
     return {"id": data["id"], "description": data.get("description") or "",
             "timeout": data.get("timeout"),
             **{k: data[k] for k in _SCHEDULE_KEYS if k in data},
+            **({"deadline": data["deadline"]} if "deadline" in data else {}),
+            "callbacks": notify_rules.callbacks_of(data),
             "params": {k: _compile_param(k, v, fail) for k, v in params.items()},
             "tasks": out_tasks}
 
@@ -122,6 +133,10 @@ def _compile_param(name: str, p: Any, fail: Any) -> dict[str, Any]:
         out["default"] = p["default"]
     ptype = p.get("type") or _JSON_TYPES.get(type(p.get("default")), "any")
     out["type"] = ptype
+    if "secret" in p:
+        if not isinstance(p["secret"], bool):
+            raise fail(f"param {name!r}: secret must be true or false, got {p['secret']!r}")
+        out["secret"] = p["secret"]
     return out
 
 
@@ -134,8 +149,10 @@ def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dic
     if len(kinds) != 1:
         raise fail(f"task {name!r}: give exactly one of 'python' (module:function) "
                    "or 'shell' (a command)", line)
-    out = {k: v for k, v in t.items() if k not in ("python", "shell", "args", "kwargs")}
+    out = {k: v for k, v in t.items() if k not in ("python", "shell", "args", "kwargs",
+                                                    *notify_rules.CALLBACK_KEYS)}
     out["line"] = line
+    out["callbacks"] = notify_rules.callbacks_of(t)
     if kinds[0] == "python":
         out.update(kind="python", callable=t["python"])
     else:
@@ -153,6 +170,9 @@ def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dic
 
     out["args"] = [arg(a) for a in args]
     out["kwargs"] = {k: arg(v) for k, v in kwargs.items()}
+    if isinstance(t.get("env"), dict):  # {secret: ...} values; the rest are strings
+        out["env"] = {k: arg(v) if isinstance(v, dict) and "secret" in v else v
+                      for k, v in t["env"].items()}
     if isinstance(out.get("upstream"), str):
         out["upstream"] = [out["upstream"]]
     return out
@@ -172,4 +192,6 @@ def _arg(value: Any) -> dict[str, Any]:
                 raise ValueError(f"{{context: {ref!r}}} names no context value; one of: "
                                  f"{', '.join(CONTEXT_NAMES)}")
             return {"kind": "context", "context": ref}
+        if key == "secret":  # a reference too: the worker reads it, nothing stores it
+            return secret_spec.yaml_arg(ref)
     return {"kind": "value", "value": value}

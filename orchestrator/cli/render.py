@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.model import records
+from orchestrator.model import records, sealed
 from orchestrator.model.compiled import SHORT
 from orchestrator.model.states import FINISHED_TASK, TaskState
+from orchestrator.observability import masking
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -51,7 +52,27 @@ def with_progress(wait: Callable[..., records.Run], run_id: str, timeout: float 
         return wait(run_id, timeout, on_progress=update)
 
 
+def masked(r: records.Run) -> records.Run:
+    """The run as the CLI shows it: secret params as ``***``, and results, errors and
+    tracebacks masked (workers masked them already; this adds the CLI's own secrets)."""
+    masker = masking.process_masker()
+    m = masker.mask
+
+    def text(value: str | None) -> str | None:
+        return None if value is None else m(value)
+
+    tasks = {}
+    for task_id, ti in r.tasks.items():
+        attempts = [a.model_copy(update={"error_message": text(a.error_message),
+                                         "traceback": text(a.traceback)}) for a in ti.attempts]
+        tasks[task_id] = ti.model_copy(update={"error": text(ti.error), "attempts": attempts,
+                                               "result": masker.mask_value(ti.result)})
+    return r.model_copy(update={"tasks": tasks,
+                                "params": masker.mask_value(sealed.shown(r.params))})
+
+
 def run(r: records.Run, as_json: bool) -> None:
+    r = masked(r)
     if as_json:
         dump(r.model_dump(mode="json"))
         return

@@ -17,7 +17,7 @@ from orchestrator import errors
 from orchestrator.control.outcomes import Outcomes
 from orchestrator.model import params as params_
 from orchestrator.model import rerun as rerun_
-from orchestrator.model import schedule
+from orchestrator.model import schedule, sealed
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.store import Change, RunStart
@@ -49,6 +49,8 @@ class Commands:
         when the DAG is timed, else ``[logical_time, logical_time]``."""
         values = params_.validate(dag.spec, params,
                                   max_bytes=self.settings.limits.max_params_bytes)
+        # Sealed before anything is written (refused without ORCH_SIGNING_KEY).
+        values = sealed.seal_params(dag.spec, values, self.settings.security.signing_key)
         if idempotency_key is not None:
             params_.check_key(idempotency_key)
         self._check_limits(dag)

@@ -79,6 +79,8 @@ class Outcomes:
                 self._terminate(change.terminate)
             if change.run_state is not None:
                 self.woke(run_id, change.run_state)
+            if change.notified:
+                wakeups.alerts_written(self.dispatcher.app.conf.broker_url)
             if self.hooks:
                 self._announce(dag.id, change)
 

@@ -20,8 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any, TextIO
 
 from orchestrator import errors
-from orchestrator.execution import task_context
+from orchestrator.execution import secret_refs, task_context
 from orchestrator.model import spec
+from orchestrator.model.secret_spec import SecretArg
 
 
 @functools.lru_cache(maxsize=4096)
@@ -43,8 +44,15 @@ def resolve(path: str) -> Callable[..., Any]:
 NO_ITEM: Any = object()
 
 
+def _secret(ref: SecretArg, secrets: Mapping[SecretArg, str] | None) -> str:
+    # Read already by a worker (which masks it); read here by Dag.test.
+    return secrets[ref] if secrets is not None and ref in secrets else secret_refs.resolve(ref)
+
+
 def _value(arg: spec.Arg, params: Mapping[str, Any], upstream: Mapping[str, Any], item: Any,
-           ctx: task_context.TaskContext) -> Any:
+           ctx: task_context.TaskContext, secrets: Mapping[SecretArg, str] | None) -> Any:
+    if isinstance(arg, SecretArg):
+        return _secret(arg, secrets)
     if isinstance(arg, spec.ContextArg):
         # Read from the context the worker built from the run's row: the same values
         # context() gives the task, so an argument and a context() call never disagree.
@@ -61,16 +69,19 @@ def _value(arg: spec.Arg, params: Mapping[str, Any], upstream: Mapping[str, Any]
 
 
 def call(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[str, Any],
-         ctx: task_context.TaskContext, item: Any = NO_ITEM) -> Any:
+         ctx: task_context.TaskContext, item: Any = NO_ITEM,
+         secrets: Mapping[SecretArg, str] | None = None) -> Any:
     """Run ``task`` with its arguments bound from ``params`` and upstream results (and, for
-    an instance of a mapped task, its ``item``)."""
+    an instance of a mapped task, its ``item``); ``secrets``: its ``{secret: ...}``
+    references as the worker read them (read here when None)."""
     token = task_context.bind(ctx)
     try:
         if task.kind == "shell":
-            return _shell(task, ctx)
+            return _shell(task, ctx, secrets)
         fn = resolve(task.callable or "")
-        args = [_value(a, params, upstream, item, ctx) for a in task.args]
-        kwargs = {k: _value(a, params, upstream, item, ctx) for k, a in task.kwargs.items()}
+        args = [_value(a, params, upstream, item, ctx, secrets) for a in task.args]
+        kwargs = {k: _value(a, params, upstream, item, ctx, secrets)
+                  for k, a in task.kwargs.items()}
         return fn(*args, **kwargs)
     finally:
         task_context.unbind(token)
@@ -81,13 +92,16 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 programs are, the user's home, the locale, the time zone, the temporary folder."""
 
 
-def shell_env(task: spec.TaskSpec, ctx: task_context.TaskContext) -> dict[str, str]:
+def shell_env(task: spec.TaskSpec, ctx: task_context.TaskContext,
+              secrets: Mapping[SecretArg, str] | None = None) -> dict[str, str]:
     """A shell task's whole environment. Never the worker's own: that holds its settings,
-    database and broker passwords among them, and the command's output is stored."""
+    database and broker passwords among them, and the command's output is stored. A
+    ``{secret: ...}`` value under ``env`` is the secret itself (the task asked for it)."""
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
     env.setdefault("PATH", os.defpath)
     env.setdefault("LANG", "C.UTF-8")
-    env.update(task.env)
+    env.update({k: v if isinstance(v, str) else _secret(v, secrets)
+                for k, v in task.env.items()})
     env.update({"ORCH_DAG_ID": ctx.dag_id, "ORCH_RUN_ID": ctx.run_id,
                 "ORCH_TASK_ID": ctx.task_id, "ORCH_ATTEMPT": str(ctx.attempt)})
     for name, when in (("ORCH_LOGICAL_TIME", ctx.logical_time),
@@ -118,10 +132,11 @@ def _pump(pipe: IO[bytes], echo: TextIO, kept: list[str]) -> None:
             return
 
 
-def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext) -> str:
+def _shell(task: spec.TaskSpec, ctx: task_context.TaskContext,
+           secrets: Mapping[SecretArg, str] | None) -> str:
     """Run the command, its stdout and stderr streamed live to ours (so a worker's log
     of the attempt has both, whatever the outcome); the result is stdout, stripped."""
-    proc = subprocess.Popen(task.command or "", shell=True, env=shell_env(task, ctx),
+    proc = subprocess.Popen(task.command or "", shell=True, env=shell_env(task, ctx, secrets),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None

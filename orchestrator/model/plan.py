@@ -12,7 +12,7 @@ import dataclasses
 from collections import deque
 
 from orchestrator import errors
-from orchestrator.model import cycles
+from orchestrator.model import cycles, notify
 from orchestrator.model import spec as spec_
 from orchestrator.model.triggers import TriggerRule
 
@@ -54,6 +54,8 @@ class Plan:
     priority: dict[str, int] = dataclasses.field(default_factory=dict)
     """Node -> its priority among waiters, for nodes other than 0."""
     max_active_tasks: int | None = None
+    alerts: notify.Alerts | None = None
+    """Who its runs tell of what (None: nobody, and its transactions write nothing)."""
 
     @property
     def pooled(self) -> bool:
@@ -144,7 +146,14 @@ def build(dag: spec_.DagSpec) -> Plan:
                 slots={t.id: Slot(_pool(t.pool), t.pool_slots) for t in dag.tasks
                        if _pool(t.pool) is not None or t.pool_slots != 1},
                 priority={t.id: t.priority for t in dag.tasks if t.priority},
-                max_active_tasks=dag.max_active_tasks)
+                max_active_tasks=dag.max_active_tasks,
+                alerts=notify.Alerts.of(dag.notify, _named(dag.callbacks),
+                                        {t.id: _named(t.callbacks) for t in dag.tasks},
+                                        dag.deadline))
+
+
+def _named(callbacks: dict[notify.CallbackKind, str]) -> dict[str, str]:
+    return {str(kind): path for kind, path in callbacks.items()}
 
 
 def _pool(name: str | None) -> str | None:

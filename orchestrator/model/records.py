@@ -184,3 +184,39 @@ class Event(_Record):
     """For an asset event: the producing task's run and task."""
     task_id: str | None = None
     consumers: list[tuple[str, str | None]] = []
+
+
+class Delivery(_Record):
+    """One try of a notification: who made it, when, and how it went."""
+
+    attempt: int
+    holder: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    outcome: str | None = None
+    """delivered or failed; None while (or if it was cut off while) being made."""
+    status: int | None = None
+    """The receiver's HTTP status or SMTP reply code, when it gave one."""
+    detail: str | None = None
+
+
+class Notification(_Record):
+    """An alert in the outbox: ``id`` is the dedupe key receivers get."""
+
+    id: str
+    event: str
+    dag_id: str
+    run_id: str
+    task_id: str | None = None
+    attempt: int | None = None
+    channel: str
+    """webhook, slack, email or callback."""
+    state: str
+    """pending, sending, delivered or failed (given up)."""
+    tries: int
+    next_at: dt.datetime
+    last_error: str | None = None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None = None
+    payload: dict[str, Any] = {}
+    deliveries: list[Delivery] = []

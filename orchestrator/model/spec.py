@@ -22,8 +22,11 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
-from orchestrator.model import limits, params, spec_schedule
+from orchestrator.model import limits, params, secret_spec, spec_schedule
+from orchestrator.model import notify as notify_
 from orchestrator.model.cycles import find_cycle
+from orchestrator.model.task_ids import map_instance_id as map_instance_id
+from orchestrator.model.task_ids import split_task_id as split_task_id
 from orchestrator.model.triggers import TriggerRule
 
 ID_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_-]{{0,{limits.MAX_ID_LENGTH - 1}}}$"
@@ -85,13 +88,13 @@ class ContextArg(_Frozen):
     context: ContextName
 
 
-Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg | ContextArg,
+Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg | ContextArg | secret_spec.SecretArg,
                 Field(discriminator="kind")]
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 
 
-class ParamSpec(_Frozen):
+class ParamSpec(secret_spec.SecretFlag):  # secret: bool = False
     type: ParamType = "any"
     default: Any = None
     required: bool = True
@@ -117,10 +120,11 @@ def _drop_defaults(data: Any, defaults: Mapping[str, Any]) -> Any:
 
 
 _TASK_LATER_KEYS: dict[str, Any] = {"env": {}, "outlets": [], "pool": None, "pool_slots": 1,
-                                    "priority": 0, "sensor": None}
+                                    "priority": 0, "sensor": None, "callbacks": {}}
 _DAG_LATER_KEYS: dict[str, Any] = {
     "schedule": None, "timezone": "UTC", "catchup": "latest", "max_catchup": 100,
-    "max_active_runs": None, "overlap": "skip", "max_active_tasks": None}
+    "max_active_runs": None, "overlap": "skip", "max_active_tasks": None, "notify": [],
+    "deadline": None, "callbacks": {}}
 
 
 class TaskSpec(_Frozen):
@@ -128,7 +132,7 @@ class TaskSpec(_Frozen):
     kind: Literal["python", "shell"]
     callable: str | None = Field(default=None, description="'module:qualname' of a function")
     command: str | None = Field(default=None, description="shell command line")
-    env: dict[str, str] = Field(
+    env: dict[str, secret_spec.EnvValue] = Field(
         default_factory=dict,
         description="Variables a shell task's command gets, besides its minimal environment.")
     args: tuple[Arg, ...] = ()
@@ -160,6 +164,7 @@ class TaskSpec(_Frozen):
     priority: int = Field(default=0, ge=-1_000_000, le=1_000_000,
                           description="Among waiters for a slot, higher first, then oldest.")
     sensor: SensorSpec | None = None
+    callbacks: notify_.Callbacks = Field(default_factory=dict)
     line: int | None = Field(default=None, exclude=True, description="line in the source file")
 
     @model_serializer(mode="wrap")
@@ -215,6 +220,9 @@ class DagSpec(_Frozen):
     max_active_runs: int | None = Field(default=None, ge=1)
     overlap: Literal["skip", "queue"] = "skip"
     max_active_tasks: int | None = Field(default=None, ge=1)
+    notify: tuple[notify_.Rule, ...] = ()
+    deadline: notify_.Deadline | None = None
+    callbacks: notify_.Callbacks = Field(default_factory=dict)
     source: str | None = Field(default=None, exclude=True)
     _by_id: dict[str, TaskSpec] = PrivateAttr(default_factory=dict)
 
@@ -237,21 +245,6 @@ class DagSpec(_Frozen):
             raise errors.UnknownTask(f"DAG {self.id!r} has no task {task_id!r}") from None
 
 
-def map_instance_id(task_id: str, index: int) -> str:
-    """The task instance id of item ``index`` of mapped task ``task_id``: ``task_id[index]``
-    (brackets are not allowed in task ids, so it never collides with one)."""
-    return f"{task_id}[{index}]"
-
-
-def split_task_id(task_id: str) -> tuple[str, int | None]:
-    """``('name', 3)`` for a mapped instance ``name[3]``, ``(task_id, None)`` otherwise."""
-    if task_id.endswith("]"):
-        base, sep, index = task_id[:-1].partition("[")
-        if sep and index.isdigit():
-            return base, int(index)
-    return task_id, None
-
-
 def build(data: Mapping[str, Any], *, source: str | None = None,
           max_tasks: int = 100_000) -> DagSpec:
     """Validate ``data`` into a :class:`DagSpec`; raise :class:`DagError` on any problem."""
@@ -269,11 +262,11 @@ def build(data: Mapping[str, Any], *, source: str | None = None,
 
 
 def _line_of(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> int | None:
-    if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
-        tasks = data.get("tasks")
-        if isinstance(tasks, list | tuple) and loc[1] < len(tasks):
-            task = tasks[loc[1]]
-            line = task.get("line") if isinstance(task, Mapping) else None
+    if len(loc) >= 2 and loc[0] in ("tasks", "notify") and isinstance(loc[1], int):
+        items = data.get(loc[0])
+        if isinstance(items, list | tuple) and loc[1] < len(items):
+            item = items[loc[1]]
+            line = item.get("line") if isinstance(item, Mapping) else None
             return line if isinstance(line, int) else None
     return None
 
@@ -307,6 +300,7 @@ def check(spec: DagSpec, *, max_tasks: int = 100_000) -> None:
         _check_task_body(t, spec, at)
     _check_dependencies(spec, ids, where)
     spec_schedule.check(spec, where)
+    secret_spec.check(spec, where)
 
 
 def _check_defaults(spec: DagSpec, where: dict[str, Any]) -> None:
@@ -378,7 +372,7 @@ def _check_env(t: TaskSpec, at: dict[str, Any]) -> None:
         if name.upper().startswith("ORCH_"):
             raise errors.DagError(f"task {t.id!r}: env name {name!r}: ORCH_* variables are "
                                   "set by the orchestrator (identity and params)", **at)
-        if "\0" in value:
+        if isinstance(value, str) and "\0" in value:
             raise errors.DagError(f"task {t.id!r}: env {name!r} contains a NUL character",
                                   **at)
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 from sqlalchemy import Connection, Engine
 
 from orchestrator import errors
+from orchestrator.model import notify
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.store import engine as engine_
 from orchestrator.store import schema
@@ -38,6 +39,8 @@ class StoreBase:
         self._writer = engine_.WriterLock(self.engine)
         self.headers: ByteLRU[RunHeader] = ByteLRU(CACHED_RUNS, params_cache_bytes)
         self._versions: dict[str, CompiledDag] = {}
+        self.alert_rules: tuple[notify.Rule, ...] = ()
+        """The global rules (ORCH_NOTIFY_FILE) every DAG's transactions apply."""
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -22,7 +22,16 @@ from orchestrator.model import plan, records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import AttemptOutcome, RunState, TaskState
-from orchestrator.store import attempts, browse, reads, reconcile, runs, schedules, tokens
+from orchestrator.store import (
+    attempts,
+    browse,
+    outbox,
+    reads,
+    reconcile,
+    runs,
+    schedules,
+    tokens,
+)
 from orchestrator.store import engine as engine_
 from orchestrator.store import grid as grid_
 from orchestrator.store import logs as logs_
@@ -31,6 +40,7 @@ from orchestrator.store import statements as sql
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.facade_backfills import BackfillsMixin
 from orchestrator.store.facade_dags import DagsMixin
+from orchestrator.store.facade_outbox import OutboxMixin
 from orchestrator.store.facade_pools import PoolsMixin
 from orchestrator.store.facade_schedules import SchedulesMixin
 from orchestrator.store.facade_sensors import SensorsMixin
@@ -50,7 +60,7 @@ from orchestrator.store.results import (
 
 
 class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
-            BackfillsMixin, StoreBase):
+            BackfillsMixin, OutboxMixin, StoreBase):
     """State store over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     # -- submit ------------------------------------------------------------------------------
@@ -115,26 +125,36 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
     def succeed(self, run_id: str, task_id: str, attempt: int, result: Any, p: plan.Plan,
                 chosen: Collection[str] | None = None, token: str | None = None) -> Change:
         with self._tx() as conn:
-            return attempts.succeed(conn, run_id, task_id, attempt, result, p, chosen, token,
-                                    _now(), self._compiled_in)
+            now = _now()
+            change = attempts.succeed(conn, run_id, task_id, attempt, result, p, chosen,
+                                      token, now, self._compiled_in)
+            outbox.record(conn, p.dag_id, change, p.alerts, self.alert_rules, now)
+            return change
 
     @engine_.retry_transient
     def fail(self, run_id: str, task_id: str, attempt: int, *, error_type: str, message: str,
              traceback: str | None, retry_in: float | None, p: plan.Plan,
              token: str | None = None, worker_lost: bool = False) -> Change:
         with self._tx() as conn:
-            return attempts.fail(conn, run_id, task_id, attempt, error_type=error_type,
-                                 message=message, traceback=traceback, retry_in=retry_in, p=p,
-                                 token=token, now=_now(), worker_lost=worker_lost)
+            now = _now()
+            change = attempts.fail(conn, run_id, task_id, attempt, error_type=error_type,
+                                   message=message, traceback=traceback, retry_in=retry_in,
+                                   p=p, token=token, now=now, worker_lost=worker_lost)
+            outbox.record(conn, p.dag_id, change, p.alerts, self.alert_rules, now,
+                          error=f"{error_type}: {message}")
+            return change
 
     @engine_.retry_transient
     def expand(self, run_id: str, task_id: str, attempt: int, *, source: str,
                max_active: int | None, max_attempts: int, max_items: int, worker: str,
                p: plan.Plan) -> Change:
         with self._tx() as conn:
-            return attempts.expand(conn, run_id, task_id, attempt, source=source,
-                                   max_active=max_active, max_attempts=max_attempts,
-                                   max_items=max_items, worker=worker, p=p, now=_now())
+            now = _now()
+            change = attempts.expand(conn, run_id, task_id, attempt, source=source,
+                                     max_active=max_active, max_attempts=max_attempts,
+                                     max_items=max_items, worker=worker, p=p, now=now)
+            outbox.record(conn, p.dag_id, change, p.alerts, self.alert_rules, now)
+            return change
 
     # -- rerun and cancel ------------------------------------------------------------------
 
@@ -144,8 +164,11 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
               p: plan.Plan | None = None) -> Rerun:
         """``p``: the run's plan, so tasks that need a pool slot wait for one."""
         with self._tx() as conn:
+            now = _now()
             change, numbers = runs.rerun(conn, run_id, reset, budgets, leaves, redo_instances,
-                                         _now(), p)
+                                         now, p)
+            if p is not None:
+                outbox.record(conn, p.dag_id, change, p.alerts, self.alert_rules, now)
         return Rerun(change, numbers)
 
     @engine_.retry_transient
@@ -155,7 +178,11 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
         version = self.header(run_id).version
         p = self.compiled(version).plan if version is not None else None
         with self._tx() as conn:
-            return runs.stop(conn, run_id, state=state, reason=reason, now=_now(), p=p)
+            now = _now()
+            change = runs.stop(conn, run_id, state=state, reason=reason, now=now, p=p)
+            outbox.record(conn, self.header(run_id).dag_id, change,
+                          None if p is None else p.alerts, self.alert_rules, now)
+            return change
 
     # -- the reconciler --------------------------------------------------------------------
 

@@ -135,6 +135,8 @@ class Change:
     elsewhere: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
     """Tasks of other runs (run, task, attempt) this transaction queued: a pool slot it
     freed went to a waiter there."""
+    notified: int = 0
+    """Notifications it wrote to the outbox: the coordinators are woken to deliver them."""
 
     @classmethod
     def nothing(cls, run_id: str) -> Change:
@@ -173,3 +175,20 @@ class Rerun:
 
     change: Change
     attempts: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """A notification claimed for one try: ``token`` fences what the sender records."""
+
+    id: str
+    event: str
+    dag_id: str
+    run_id: str
+    task_id: str | None
+    attempt: int | None
+    channel: str
+    target: dict[str, Any]
+    payload: dict[str, Any]
+    tries: int
+    token: str

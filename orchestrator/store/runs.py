@@ -10,11 +10,11 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orchestrator import errors
-from orchestrator.model import plan
+from orchestrator.model import plan, sealed
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.rerun import Reset
 from orchestrator.model.states import FINISHED_TASK, AttemptOutcome, RunState, TaskState
-from orchestrator.store import admission, advance, backfills, run_slots
+from orchestrator.store import admission, advance, backfills, outbox, run_slots
 from orchestrator.store import statements as sql
 from orchestrator.store.results import AttemptEnd, Change, NewRun, RunStart
 from orchestrator.store.tables import dag_versions
@@ -37,9 +37,10 @@ def by_key(conn: Connection, dag_id: str, key: str,
     row = conn.execute(sql.RUN_BY_KEY, {"b_dag": dag_id, "b_key": key}).first()
     if row is None:
         return None
-    if row.params != dict(params):
+    # Sealed secret params compare by digest: each seal of one value is another token.
+    if sealed.comparable(row.params) != sealed.comparable(params):
         raise errors.Conflict(f"idempotency key {key!r} was used by run {row.id} of DAG "
-                              f"{dag_id!r} with other params: {row.params!r}")
+                              f"{dag_id!r} with other params: {sealed.shown(row.params)!r}")
     return NewRun(row.id, created=False)
 
 
@@ -78,6 +79,8 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
         "interval_end": start.interval_end, "payload": start.payload,
         "backfill_id": start.backfill_id})
     conn.execute(sql.INSERT_TASKS, rows)
+    if p.alerts is not None:
+        outbox.open_deadline(conn, dag, run_id, now, start.logical_time)
     if not first or not admission.needed(conn, p):
         return None
     held = Change(run_id, queued=[(t, 1) for t in p.initial])

@@ -41,9 +41,11 @@ from orchestrator.store.tables import (
     attempts,
     backfills,
     dag_versions,
+    deadlines,
     events,
     leases,
     log_chunks,
+    notifications,
     pools,
     runs,
     task_instances,
@@ -392,4 +394,4 @@ RUNS_WITH_PREFIX = select(runs.c.id).where(
     bindparam("b_limit"))
 ROW_COUNTS = {t.name: select(func.count()).select_from(t)
               for t in (runs, task_instances, attempts, dag_versions, backfills, events,
-                        pools)}
+                        pools, notifications, deadlines)}

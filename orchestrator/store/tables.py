@@ -316,3 +316,56 @@ pools = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("updated_at", UTCDateTime),
 )
+
+notifications = Table(
+    "notifications", metadata,
+    # The outbox: one row per alert (an event for one rule or callback), written by the
+    # transaction whose state change caused it; any coordinator delivers it under a lease.
+    # ``id`` is the receivers' dedupe key (X-Orchestrator-Event-Id).
+    Column("id", String(32), primary_key=True),
+    Column("event", String(20), nullable=False),
+    Column("dag_id", String(100), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("task_id", String(TASK_ID_COLUMN)),
+    Column("attempt", Integer),
+    Column("channel", String(16), nullable=False),
+    Column("target", Json, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("tries", Integer, nullable=False, server_default="0"),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("lease_until", Float),
+    Column("lease_token", String(32)),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+)
+Index("ix_notifications_due", notifications.c.state, notifications.c.next_at)
+Index("ix_notifications_run", notifications.c.run_id, notifications.c.created_at)
+
+deliveries = Table(
+    "deliveries", metadata,
+    # Each try of a notification, with how it went.
+    Column("notification_id", String(32), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", String(12)),
+    Column("status", Integer),
+    Column("detail", Text),
+    ForeignKeyConstraint(["notification_id"], ["notifications.id"], ondelete="CASCADE",
+                         name="fk_deliveries_notification"),
+)
+
+deadlines = Table(
+    "deadlines", metadata,
+    # Written with a run whose DAG has a deadline; the run's final transaction closes it,
+    # and only a coordinator that finds it still open past due_at marks it missed.
+    Column("run_id", String(32), primary_key=True),
+    Column("dag_id", String(100), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("closed_at", UTCDateTime),
+)
+Index("ix_deadlines_open", deadlines.c.state, deadlines.c.due_at)

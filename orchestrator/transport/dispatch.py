@@ -7,7 +7,7 @@ ready segments go out together as a group. Each message names one node attempt
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from celery import Celery, chain, group
@@ -20,6 +20,9 @@ from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.transport.celery_config import celery_config
 from orchestrator.transport.signing import KWARG, Signer
+
+CALLBACK = "orchestrator:callback"
+"""The task that runs DAG and task callbacks (never a ``<dag>.<task>`` name)."""
 
 
 def task_name(dag_id: str, task_id: str) -> str:
@@ -41,17 +44,23 @@ def make_producer_app(settings: Settings, broker_url: str) -> Celery:
 class Dispatcher:
     """Sends node attempts through Celery, and terminates running ones; every message
     signed (ConfigError naming ORCH_SIGNING_KEY here, before anything is sent, without
-    a key)."""
+    a key). ``mask``: applied to the arguments Celery shows (its events, Flower)."""
 
-    def __init__(self, app: Celery, settings: Settings) -> None:
+    def __init__(self, app: Celery, settings: Settings,
+                 mask: Callable[[str], str] = str) -> None:
         self.app = app
+        self.mask = mask
         self.signer = Signer.of(settings)
         self.default_queue = settings.worker.default_queue
         self.time_limit_grace = settings.worker.time_limit_grace
 
     def signature(self, dag: CompiledDag, run_id: str, task_id: str, attempt: int) -> Signature:
         t = dag.spec.task(task_id)
-        options: dict[str, Any] = {"queue": t.queue or self.default_queue}
+        # What Celery's events and Flower show of the message: its ids, not the signature,
+        # set here rather than left to Celery's repr of whatever the kwargs hold.
+        shown = {"dag": dag.id, "task": task_id, "run": run_id, "attempt": attempt}
+        options: dict[str, Any] = {"queue": t.queue or self.default_queue, "argsrepr": "()",
+                                   "kwargsrepr": self.mask(repr(shown))}
         hard = soft = None
         if t.timeout is not None:
             soft = options["soft_time_limit"] = t.timeout
@@ -84,6 +93,19 @@ class Dispatcher:
                 sigs[0].apply_async(**options)
             else:
                 group(sigs).apply_async(**options)
+        except KombuOperationalError as exc:
+            raise errors.TransportError(f"cannot send to the broker: {exc}") from exc
+
+    def callback(self, dag_id: str, run_id: str, notification_id: str, tries: int,
+                 queue: str | None) -> None:
+        """Ask a worker to run a callback: the message names the notification's try."""
+        shown = {"callback": notification_id, "run": run_id, "try": tries}
+        sig = self.signer.task(CALLBACK, dag_id, notification_id, run_id, tries, None, None)
+        try:
+            self.app.signature(CALLBACK, kwargs={
+                "dag": dag_id, "task": notification_id, "run": run_id, "attempt": tries,
+                KWARG: sig}, immutable=True, queue=queue or self.default_queue,
+                argsrepr="()", kwargsrepr=repr(shown)).apply_async()
         except KombuOperationalError as exc:
             raise errors.TransportError(f"cannot send to the broker: {exc}") from exc
 

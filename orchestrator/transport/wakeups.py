@@ -14,6 +14,8 @@ from typing import Any
 import redis
 
 CHANNEL = "orchestrator:run-finished"
+ALERTS = "orchestrator:alerts"
+"""Published after a commit that wrote notifications: notifiers deliver them at once."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -26,13 +28,19 @@ def publish(broker_url: str, run_id: str, state: str) -> None:
         _redis(broker_url).publish(CHANNEL, json.dumps({"run": run_id, "state": state}))
 
 
-def subscribe(broker_url: str) -> Any:
-    """A pub/sub subscription to run-finished events (``get_message(timeout=...)``)."""
+def alerts_written(broker_url: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        _redis(broker_url).publish(ALERTS, b"1")
+
+
+def subscribe(broker_url: str, channel: str = CHANNEL) -> Any:
+    """A pub/sub subscription to run-finished events, or another ``channel``
+    (``get_message(timeout=...)``)."""
     # A pool of our own: a client made by from_url closes its pool when it is collected,
     # which dropped the subscription until the first get_message made it again, missing
     # whatever was published in between.
     pool = redis.ConnectionPool.from_url(broker_url, socket_connect_timeout=5)
     ps = redis.Redis(connection_pool=pool).pubsub(  # type: ignore[no-untyped-call]
         ignore_subscribe_messages=True)
-    ps.subscribe(CHANNEL)
+    ps.subscribe(channel)
     return ps
