@@ -46,7 +46,7 @@ class Notifier:
         server = settings.server
         self.channels = Channels(self.settings, masker, self.settings.public_url
                                  or f"http://{server.host}:{server.port}")
-        self.lease = self.settings.timeout * 3 + 30
+        self.lease = self.settings.timeout * 3 + 5
         """Longer than a try can take (an SMTP exchange is a few timeouts), so a slow
         receiver is never sent to twice by two coordinators."""
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="notifier")
