@@ -23,7 +23,7 @@ import enum
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 
 class Event(enum.StrEnum):
@@ -72,7 +72,28 @@ class FileRef(_Frozen):
     file: str = Field(min_length=1, max_length=4096)
 
 
-Text = Annotated[str, Field(min_length=1, max_length=4096)] | EnvRef | FileRef
+MAX_TEXT = 4096
+
+
+def _text(value: Any) -> Any:
+    # One clear message instead of pydantic's one per member of the union.
+    if isinstance(value, dict):
+        kind = EnvRef if set(value) == {"env"} else FileRef if set(value) == {"file"} else None
+        if kind is None:
+            raise ValueError("a reference is {env: NAME} or {file: PATH}, got keys "
+                             f"{sorted(value, key=str)}")
+        try:
+            return kind.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(f"{value!r}: {exc.errors()[0]['msg']}") from None
+    if not isinstance(value, str | EnvRef | FileRef) or value == "":
+        raise ValueError("expected a non-empty string, {env: NAME} or {file: PATH}")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise ValueError(f"longer than {MAX_TEXT} characters")
+    return value
+
+
+Text = Annotated[str | EnvRef | FileRef, BeforeValidator(_text)]
 """A literal, or where the coordinator reads it from when it delivers."""
 
 
