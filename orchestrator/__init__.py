@@ -3,12 +3,14 @@
 from orchestrator.authoring.python import Dag, Output, dag, task
 from orchestrator.authoring.sensors import sensor
 from orchestrator.errors import OrchestratorError
+from orchestrator.execution.callbacks import Alert
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.execution.task_context import current as context
 from orchestrator.model.secret_spec import Secret, secret
 
 __all__ = [
     # authoring
+    "Alert",
     "Client",
     "Dag",
     "OrchestratorError",

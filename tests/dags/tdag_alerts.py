@@ -8,8 +8,7 @@ import os
 
 from _support import record, wait_gate
 
-from orchestrator import context, dag, task
-from orchestrator.execution.callbacks import Alert
+from orchestrator import Alert, context, dag, task
 
 HOOK = {"url": {"env": "TEST_HOOK_URL"}, "secret": {"env": "TEST_HOOK_SECRET"}}
 
