@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from benchmarks import alerts
 from benchmarks.measure import console, tail
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 Connect = Callable[[], Connection]
 
-FEATURES = ("slots", "schedule", "assets", "backfill")
+FEATURES = ("slots", "schedule", "assets", "backfill", "alerts")
 POOL_DAG, POOL, POOL_RUNS = "bench_pool", "bench_one_slot", 3
 TICK_DAG, TICKS = "bench_tick", 10
 COORDINATORS = 3
@@ -284,16 +285,25 @@ def run(broker_url: str, database_url: str, dags_dir: Path, log_dir: Path, *,
             with store.engine.connect() as conn:
                 chain = chain_handoffs(conn, since)
         t0 = time.perf_counter()
-        with LocalStack(settings, workers=1, concurrency=2, coordinator=True,
-                        log_dir=str(log_dir)) as stack, Client(stack.settings) as client:
-            for _ in range(COORDINATORS - 1):
-                stack.start_coordinator()
+        with alerts.receiver() as hook, LocalStack(
+                settings, workers=1, concurrency=2, coordinator=True,
+                log_dir=str(log_dir)) as stack, Client(stack.settings) as client:
             try:
                 _wait_until("the coordinator registering benchmarks/dags", lambda: any(
                     d.schedule for d in store.dag_states([CONSUMER])))
                 console.print(f"[dim]features: worker and coordinator ready in "
                               f"{time.perf_counter() - t0:.1f} s[/dim]")
                 conn_of = store.engine.connect
+                if "alerts" in wanted:  # with one coordinator, as the issue asks
+                    figures.append(Figure(
+                        "alert: failing commit -> webhook received",
+                        f"{alerts.DAG} x {alerts.ALERT_RUNS}, one coordinator, "
+                        "ORCH_ALERT_INTERVAL default", alerts.latency(
+                            client, conn_of, hook, _wait_until),
+                        notes=["the commit wakes the notifier (pub/sub); then a claim, "
+                               "an HTTP POST and the delivery's record"]))
+                for _ in range(COORDINATORS - 1):
+                    stack.start_coordinator()
                 if "slots" in wanted:
                     figures += [slot_handoffs(client, conn_of), chain]
                 if "assets" in wanted:
@@ -319,7 +329,7 @@ def run(broker_url: str, database_url: str, dags_dir: Path, log_dir: Path, *,
                              "hand-off")
     meta = {"schedule_interval_s": settings.coordinator.schedule_interval,
             "pool_runs": POOL_RUNS, "ticks": TICKS, "asset_runs": ASSET_RUNS,
-            "backfills": BACKFILLS}
+            "backfills": BACKFILLS, "alert_runs": alerts.ALERT_RUNS}
     return rows, meta
 
 
