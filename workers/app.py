@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import errors
-from orchestrator.authoring import discovery
+from orchestrator.authoring import discovery, notify_rules
 from orchestrator.model import spec
 from orchestrator.settings import Settings
 from orchestrator.store import Store
@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Celery:
     if not settings.broker.url:
         raise errors.TransportError("ORCH_BROKER_URL is not set: give a Redis URL, or start "
                                     "the whole stack with `orchestrator up`")
+    if settings.alerts.notify_file is not None:  # a bad rule stops the start, here
+        notify_rules.load_file(settings.alerts.notify_file)
     store = Store(settings.database.url)  # checked once, before the pool forks
     try:
         store.check_schema()

@@ -44,6 +44,9 @@ def compile_rules(rules: Any, lines: Sequence[int], fail: Fail) -> list[dict[str
 
 def _first(exc: ValidationError) -> str:
     first = exc.errors()[0]
+    if first["type"] == "enum" and first["loc"][:1] == ("on",):
+        return (f"on: unknown event {first['input']!r}; one of: "
+                f"{', '.join(notify.RULE_EVENTS)}")
     where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("str", "EnvRef",
                                                                                "FileRef")))
     msg = str(first["msg"]).removeprefix("Value error, ")
