@@ -181,7 +181,8 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
             now = _now()
             change = runs.stop(conn, run_id, state=state, reason=reason, now=now, p=p)
             outbox.record(conn, self.header(run_id).dag_id, change,
-                          None if p is None else p.alerts, self.alert_rules, now)
+                          None if p is None else p.alerts, self.alert_rules, now,
+                          error=reason if state == RunState.FAILED else None)
             return change
 
     # -- the reconciler --------------------------------------------------------------------

@@ -58,7 +58,8 @@ def events_of(change: Change, alerts: notify.Alerts | None, error: str | None) -
               and alerts.callback(Event.TASK_SUCCEEDED, task_id)):
             out.append(Happened(Event.TASK_SUCCEEDED, task_id))
     if change.run_state == RunState.FAILED:
-        out.append(Happened(Event.RUN_FAILED))
+        # its first failed task's error, read then; else (a run timed out) ``error``
+        out.append(Happened(Event.RUN_FAILED, error=error))
     elif change.run_state == RunState.SUCCESS:
         out.append(Happened(Event.RUN_SUCCEEDED))
     return out
@@ -105,10 +106,10 @@ def write(conn: Connection, dag_id: str, run_id: str, happened: Sequence[Happene
 def _payload(conn: Connection, dag_id: str, run_id: str, h: Happened,
              now: dt.datetime) -> dict[str, Any]:
     task_id, error = h.task_id, h.error
-    if h.event in (Event.RUN_FAILED, Event.DEADLINE_MISSED) and task_id is None:
+    if h.event == Event.RUN_FAILED and task_id is None:
         first = conn.execute(sql.FIRST_FAILURE, {"b_run": run_id}).first()
         if first is not None:
-            task_id, error = first.task_id, first.error
+            task_id, error = first.task_id, first.error or error
     return {"event": str(h.event), "dag_id": dag_id, "run_id": run_id, "task_id": task_id,
             "attempt": h.attempt, "error": None if error is None else error[:MAX_ERROR],
             "at": now.isoformat()}
@@ -177,8 +178,22 @@ def of_run(conn: Connection, run_id: str) -> list[records.Notification]:
     return _with_tries(conn, conn.execute(sql.OF_RUN, {"b_run": run_id}).all())
 
 
-def recent(conn: Connection, limit: int) -> list[records.Notification]:
-    return _with_tries(conn, conn.execute(sql.RECENT, {"b_limit": limit}).all())
+def recent(conn: Connection, limit: int, state: str | None = None
+           ) -> list[records.Notification]:
+    if state is None:
+        return _with_tries(conn, conn.execute(sql.RECENT, {"b_limit": limit}).all())
+    return _with_tries(conn, conn.execute(sql.RECENT_IN_STATE,
+                                          {"b_limit": limit, "b_state": state}).all())
+
+
+def listed(conn: Connection, notification_id: str) -> records.Notification | None:
+    found = _with_tries(conn, conn.execute(sql.LISTED_ONE, {"b_id": notification_id}).all())
+    return found[0] if found else None
+
+
+def with_prefix(conn: Connection, prefix: str, limit: int) -> list[str]:
+    return [str(i) for i in conn.execute(sql.WITH_PREFIX,
+                                         {"b_prefix": prefix, "b_limit": limit}).scalars()]
 
 
 def one(conn: Connection, notification_id: str) -> Outgoing | None:

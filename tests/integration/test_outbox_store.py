@@ -236,3 +236,23 @@ def test_a_failed_try_is_due_again_then_given_up(own: Store) -> None:
     assert (row.state, row.tries, row.last_error) == ("failed", 2, "500 again")
     assert [(d.outcome, d.status) for d in row.deliveries] == [("failed", 500),
                                                                ("failed", 500)]
+
+
+def test_a_run_the_coordinator_times_out_alerts_with_the_reason(store: Store) -> None:
+    dag = _dag(notify=[{"on": ["run_failed", "task_failed"], "webhook": HOOK}])
+    run_id = _run(store, dag)
+    _claim(store, run_id)
+    change = store.cancel(run_id, state=RunState.FAILED,
+                          reason="the run exceeded its DAG's timeout")
+    assert change.notified == 1
+    (row,) = store.notifications(run_id)
+    assert row.event == "run_failed" and row.payload["task_id"] is None
+    assert row.payload["error"] == "the run exceeded its DAG's timeout"
+
+
+def test_a_cancelled_run_alerts_nobody(store: Store) -> None:
+    dag = _dag(notify=[{"on": ["run_failed", "run_succeeded", "task_failed"],
+                        "webhook": HOOK}])
+    run_id = _run(store, dag)
+    assert store.cancel(run_id).notified == 0
+    assert store.notifications(run_id) == []
