@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.security, pytest.mark.integration]
 BAG = discovery.load(TEST_DAGS)
 NAMES: list[Any] = sorted({dispatch.task_name(d.id, t.celery_name)
                            for d in BAG.dags.values() for t in d.spec.tasks})
-NAMES += ["orchestrator.unresolved", "celery.map", "celery.starmap", "celery.chord",
+NAMES += ["orchestrator.unresolved", "orchestrator:callback", "celery.map", "celery.starmap",
+          "celery.chord",
           "celery.group", "nodag.notask", "chain20.nosuchtask", ""]
 DROPPED = "dropped "
 
