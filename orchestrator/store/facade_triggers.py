@@ -9,8 +9,7 @@ from sqlalchemy import Connection
 from orchestrator.model import records
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.store import engine as engine_
-from orchestrator.store import sql_triggers, triggers
-from orchestrator.store import statements as sql
+from orchestrator.store import sql_triggers, triggers, versions
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.results import Change
 
@@ -18,14 +17,7 @@ from orchestrator.store.results import Change
 class TriggersMixin(StoreBase):
     def _compiled_in(self, conn: Connection, version: str) -> CompiledDag | None:
         """A stored version, compiled once per process, read in the caller's transaction."""
-        found = self._versions.get(version)
-        if found is None:
-            row = conn.execute(sql.VERSION_OF, {"b_version": version}).first()
-            if row is None:
-                return None
-            found = self._versions.setdefault(
-                version, CompiledDag.from_stored(version, row.spec, row.source))
-        return found
+        return versions.compiled(conn, version)
 
     @engine_.retry_transient
     def emit_event(self, name: str, payload: Any = None, *,

@@ -11,14 +11,9 @@ import datetime as dt
 
 from sqlalchemy import Connection
 
-from orchestrator.model import plan
-from orchestrator.model.compiled import CompiledDag
-from orchestrator.store import admission, statements
+from orchestrator.store import admission, versions
 from orchestrator.store import sql_schedules as sql
 from orchestrator.store.results import Change
-
-_versions: dict[str, tuple[plan.Plan, float | None]] = {}
-"""DAG version -> (its plan, its timeout): versions never change once stored."""
 
 
 def start_next(conn: Connection, dag_id: str, now: dt.datetime, change: Change,
@@ -36,7 +31,10 @@ def start_next(conn: Connection, dag_id: str, now: dt.datetime, change: Change,
         nxt = conn.execute(sql.OLDEST_QUEUED, {"b_dag": dag_id}).first()
         if nxt is None or nxt.dag_version is None:
             return
-        p, timeout = _version(conn, nxt.dag_version)
+        dag = versions.compiled(conn, nxt.dag_version)
+        if dag is None:
+            return
+        p, timeout = dag.plan, dag.spec.timeout
         deadline = now + dt.timedelta(seconds=timeout) if timeout else None
         if conn.execute(sql.START_RUN, {"b_run": nxt.id, "b_deadline": deadline}).rowcount != 1:
             continue  # cancelled meanwhile: look again
@@ -47,12 +45,3 @@ def start_next(conn: Connection, dag_id: str, now: dt.datetime, change: Change,
         started = Change(nxt.id, queued=[(t, 1) for t in p.initial])
         admission.settle(conn, nxt.id, p, started, now)
         change.elsewhere += started.elsewhere
-
-
-def _version(conn: Connection, version: str) -> tuple[plan.Plan, float | None]:
-    found = _versions.get(version)
-    if found is None:
-        row = conn.execute(statements.VERSION_OF, {"b_version": version}).one()
-        dag = CompiledDag.from_stored(version, row.spec, row.source)
-        found = _versions.setdefault(version, (dag.plan, dag.spec.timeout))
-    return found
