@@ -233,6 +233,32 @@ class _Handler(logging.Handler):
             self.handleError(record)
 
 
+class _MaskRecords(logging.Filter):
+    """On the worker's own log handlers (Celery's, on the root logger): a body's record
+    reaches them too, through propagation, so it is masked with its attempt's masker
+    (the process's outside an attempt) before any of them writes it."""
+
+    def __init__(self, capture: LogCapture) -> None:
+        super().__init__()
+        self._capture = capture
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        target = self._capture.route(record.thread)
+        masker = target.masker if target is not None else self._capture.masker
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string: the handler reports it as it would
+            return True
+        masked = masker.mask(text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = masker.mask(record.exc_text)
+        return True
+
+
 class LogCapture:
     """The capture of one worker process (built after the fork, like the heartbeat)."""
 
@@ -250,6 +276,7 @@ class LogCapture:
         self._thread: threading.Thread | None = None
         self._saved: tuple[Any, Any] | None = None
         self._handler = _Handler(self)
+        self._mask_records = _MaskRecords(self)
         # Made once: a body's start only points them at the streams they replace.
         self._out = _Stream(self, sys.stdout)
         self._err = _Stream(self, sys.stderr)
@@ -302,7 +329,11 @@ class LogCapture:
                     self._err.original = sys.stderr
                 self._saved = (self._out.original, self._err.original)
                 sys.stdout, sys.stderr = self._out, self._err
-                logging.getLogger().addHandler(self._handler)
+                root = logging.getLogger()
+                for handler in root.handlers:
+                    if self._mask_records not in handler.filters:
+                        handler.addFilter(self._mask_records)
+                root.addHandler(self._handler)
         return target
 
     def stop(self, target: AttemptLog) -> None:

@@ -92,7 +92,8 @@ def _base64(secret: str) -> set[str]:
 
 def _masked_pair(m: re.Match[str]) -> str:
     value = m.group("value")
-    if value.lower() in _NOT_SECRETS:
+    # "app.secrets: message" is a log line's logger name, not a key ("a.password=x" is).
+    if value.lower() in _NOT_SECRETS or ("." in m.group("key") and ":" in m.group("sep")):
         return m.group()
     quote_char = value[0] if value[0] in "\"'" else ""
     return f"{m.group('key')}{m.group('sep')}{quote_char}{MASK}{quote_char}"

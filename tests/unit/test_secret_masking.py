@@ -26,6 +26,7 @@ PLAIN = Masker([])
     ("https://h/cb?access_token=tok123&page=2", "https://h/cb?access_token=***&page=2"),
     ("privateKey=-----BEGIN", "privateKey=***"),
     ("aws_credentials = AKIA0000", "aws_credentials = ***"),
+    ("spring.datasource.password=pw1", "spring.datasource.password=***"),
     ('passwd="with \\" quote" end', 'passwd="***" end'),
 ])
 def test_values_under_sensitive_keys_are_masked_in_text(text: str, shown: str) -> None:
@@ -37,6 +38,7 @@ def test_values_under_sensitive_keys_are_masked_in_text(text: str, shown: str) -
     "secret: true", "token: null", "password = None",
     "secret: {env: API_TOKEN}",  # a reference, not a value
     "tokens were counted", "the author=ada",
+    "2026-01-01 12:00:00 WARNING app.secrets: rotated",  # a logger's name, not a key
 ])
 def test_text_that_holds_no_value_under_a_sensitive_key_is_unchanged(text: str) -> None:
     assert PLAIN.mask(text) == text
