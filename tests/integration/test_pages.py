@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -15,16 +14,10 @@ from orchestrator.api import auth
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
 from tests.integration.html_tree import parse
-from tests.integration.pages_support import Web, page, web_of
+from tests.integration.pages_support import Web, page
 from tests.support import rows_at_rest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def web(client: Client) -> Iterator[Web]:
-    with web_of(client) as w:
-        yield w
 
 
 def test_every_page_renders_for_an_operator(web: Web, client: Client) -> None:

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from orchestrator.client import Client
-from tests.integration.pages_support import Web, page, web_of
+from tests.integration.pages_support import Web, page
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def web(client: Client) -> Iterator[Web]:
-    with web_of(client) as w:
-        yield w
 
 
 def test_the_pools_page_shows_slots_usage_and_waiters(web: Web, client: Client) -> None:
