@@ -145,6 +145,10 @@ class Channels:
         except smtplib.SMTPResponseException as exc:
             raise Undelivered(f"the mail server answered {exc.smtp_code}",
                               status=exc.smtp_code, again=exc.smtp_code < 500) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = max(int(c) for c, _ in exc.recipients.values())
+            raise Undelivered(f"the mail server refused every recipient ({code})",
+                              status=code, again=code < 500) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise Undelivered(f"mail server: {type(exc).__name__}") from None
 
