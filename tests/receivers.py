@@ -32,12 +32,15 @@ class Received:
 
 class Receiver:
     """``answers``: statuses for the first requests, in order (then 200); ``hang``:
-    never answer (the request is recorded, then held until the server stops)."""
+    never answer (the request is recorded, then held until the server stops);
+    ``hang_first``: hold only the first that many requests, answer the rest."""
 
-    def __init__(self, answers: list[int] | None = None, *, hang: bool = False) -> None:
+    def __init__(self, answers: list[int] | None = None, *, hang: bool = False,
+                 hang_first: int = 0) -> None:
         self.got: list[Received] = []
         self.answers = list(answers or [])
         self.hang = hang
+        self.hang_first = hang_first
         self._lock = threading.Lock()
         self._release = threading.Event()
         receiver = self
@@ -48,7 +51,8 @@ class Receiver:
                 with receiver._lock:
                     receiver.got.append(Received(self.path, dict(self.headers.items()), body))
                     status = receiver.answers.pop(0) if receiver.answers else 200
-                if receiver.hang:
+                    held = receiver.hang or len(receiver.got) <= receiver.hang_first
+                if held:
                     receiver._release.wait(120)
                     return
                 self.send_response(status)
@@ -96,7 +100,7 @@ class _Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
-            self.messages.append(msg)  # type: ignore[arg-type]
+            self.messages.append(msg)
         return "250 OK"
 
     def of_run(self, run_id: str) -> list[EmailMessage]:
