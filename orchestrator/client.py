@@ -126,6 +126,18 @@ class Client:
         """Every pool with its slots and what its tasks hold and wait for."""
         return self.store.pools()
 
+    def notifications(self, run_id: str | None = None, *, state: str | None = None,
+                      limit: int = 100) -> list[records.Notification]:
+        """Alerts from the outbox, each with every try to deliver it: a run's (oldest
+        first; raises UnknownRun) or the latest ``limit`` of all (newest first), only
+        those in ``state`` (pending, sending, delivered, failed) when given. They never
+        carry the target (URL, addresses, secret)."""
+        return self.store.notifications(run_id, state=state, limit=limit)
+
+    def notification(self, notification_id: str) -> records.Notification:
+        """One alert by its id (the dedupe key receivers get) or a unique prefix."""
+        return self.store.notification(notification_id)
+
     def resolve(self, run_id: str) -> str:
         """The full id of the run a unique prefix names."""
         return run_id if len(run_id) == 32 else self.store.resolve_run_id(run_id)

@@ -89,6 +89,10 @@ class UnknownBackfill(NotFound):
     """No backfill with that id exists."""
 
 
+class UnknownNotification(NotFound):
+    """No notification (alert) with that id, or a prefix that names several."""
+
+
 class Conflict(OrchestratorError):
     """The request conflicts with the current state."""
 

@@ -21,6 +21,7 @@ from orchestrator.api import (
     metrics_route,
     pages,
     problems,
+    routes_alerts,
     routes_backfills,
     routes_control,
     routes_dags,
@@ -79,7 +80,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         return Health(status="ok", database="ok")
 
     for router in (routes_dags.router, routes_runs.router, routes_logs.router,
-                   routes_control.router, routes_backfills.router):
+                   routes_control.router, routes_backfills.router, routes_alerts.router):
         app.include_router(router, prefix=API)
     app.include_router(docs.router)
     # The run view's pages and /metrics plug in here, one line each.

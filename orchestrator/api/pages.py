@@ -17,7 +17,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator import errors
-from orchestrator.api import auth, deps, pages_forms, pages_grid, pages_pools, pages_runs
+from orchestrator.api import (
+    auth,
+    deps,
+    pages_alerts,
+    pages_forms,
+    pages_grid,
+    pages_pools,
+    pages_runs,
+)
 from orchestrator.api import pages_common as common
 from orchestrator.api.problems import HTTPProblem
 from orchestrator.model.compiled import CompiledDag
@@ -27,6 +35,7 @@ router.include_router(common.router)
 router.include_router(pages_grid.router)
 router.include_router(pages_runs.router)
 router.include_router(pages_pools.router)
+router.include_router(pages_alerts.router)
 
 RECENT = 12
 """Runs shown per DAG on the DAG list."""

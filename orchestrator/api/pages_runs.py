@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from orchestrator import errors
-from orchestrator.api import auth, deps, graph
+from orchestrator.api import auth, deps, graph, pages_alerts
 from orchestrator.api import pages_common as common
 from orchestrator.client import Client
 from orchestrator.model import records, sealed
@@ -135,7 +135,8 @@ def _run_page(request: Request, run: records.Run, *, status: int = 200,
                          sections=sections, failed=failed_of(run), task_order=order,
                          counts=counts,
                          flower_url=client.settings.server.flower_url.rstrip("/"),
-                         message=message, message_kind=message_kind)
+                         message=message, message_kind=message_kind,
+                         **pages_alerts.context(request, run.id, finished=run.finished))
 
 
 @router.get("/runs/{run_id}")

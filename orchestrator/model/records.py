@@ -200,6 +200,11 @@ class Delivery(_Record):
     detail: str | None = None
 
 
+NOTIFICATION_STATES = ("pending", "sending", "delivered", "failed")
+"""A notification's states: waiting (or waiting to be tried again), being sent, sent,
+given up."""
+
+
 class Notification(_Record):
     """An alert in the outbox: ``id`` is the dedupe key receivers get."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from orchestrator import errors
 from orchestrator.model import records
@@ -11,6 +12,8 @@ from orchestrator.store import engine as engine_
 from orchestrator.store import outbox, sql_outbox
 from orchestrator.store.base import StoreBase, _now
 from orchestrator.store.results import Outgoing
+
+_NOTIFICATION_PREFIX = re.compile(r"n[0-9a-f]{0,31}")
 
 
 class OutboxMixin(StoreBase):
@@ -49,12 +52,40 @@ class OutboxMixin(StoreBase):
         with self._tx(write=False) as conn:
             return outbox.one(conn, notification_id)
 
-    def notifications(self, run_id: str | None = None, *, limit: int = 100
-                      ) -> list[records.Notification]:
-        """A run's notifications, oldest first, or the latest ``limit`` of all."""
+    def notifications(self, run_id: str | None = None, *, state: str | None = None,
+                      limit: int = 100) -> list[records.Notification]:
+        """A run's notifications, oldest first, or the latest ``limit`` of all, newest
+        first; ``state`` keeps those in it (one of records.NOTIFICATION_STATES)."""
+        if state is not None and state not in records.NOTIFICATION_STATES:
+            raise errors.InvalidArgument(f"unknown notification state {state!r}; one of: "
+                                         f"{', '.join(records.NOTIFICATION_STATES)}")
+        if limit < 1:
+            raise errors.InvalidArgument(f"limit must be at least 1, not {limit}")
         with self._tx(write=False) as conn:
             if run_id is None:
-                return outbox.recent(conn, limit)
+                return outbox.recent(conn, limit, state)
             if conn.execute(sql_outbox.RUN_VERSION, {"b_run": run_id}).first() is None:
                 raise errors.UnknownRun(f"no run {run_id!r}")
-            return outbox.of_run(conn, run_id)
+            # a run has a handful: filtered here rather than by one more statement
+            return [n for n in outbox.of_run(conn, run_id) if state in (None, n.state)]
+
+    def notification(self, notification_id: str) -> records.Notification:
+        """One notification with its tries, by its id or a unique prefix of it (ids are
+        ``n`` and 31 hex digits)."""
+        if not _NOTIFICATION_PREFIX.fullmatch(notification_id):
+            raise errors.UnknownNotification(
+                f"no notification {notification_id[:40]!r}: notification ids are 'n' and "
+                "31 hex digits (a unique prefix of one will do)")
+        with self._tx(write=False) as conn:
+            found = outbox.with_prefix(conn, notification_id, 6)
+            if not found:
+                raise errors.UnknownNotification(f"no notification {notification_id!r}")
+            if len(found) > 1 and notification_id not in found:
+                shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+                raise errors.UnknownNotification(
+                    f"notification id prefix {notification_id!r} matches several: {shown}")
+            one = outbox.listed(conn, notification_id if notification_id in found
+                                else found[0])
+            if one is None:  # gone between the two reads (its run was deleted)
+                raise errors.UnknownNotification(f"no notification {notification_id!r}")
+            return one

@@ -63,6 +63,12 @@ OF_RUN = select(*_listed).where(_n.c.run_id == bindparam("b_run")).order_by(
 ONE = select(*_listed, _n.c.target, _n.c.lease_token).where(_n.c.id == bindparam("b_id"))
 RECENT = select(*_listed).order_by(_n.c.created_at.desc(), _n.c.id.desc()).limit(
     bindparam("b_limit"))
+RECENT_IN_STATE = select(*_listed).where(_n.c.state == bindparam("b_state")).order_by(
+    _n.c.created_at.desc(), _n.c.id.desc()).limit(bindparam("b_limit"))
+LISTED_ONE = select(*_listed).where(_n.c.id == bindparam("b_id"))
+"""One notification as listed: never its target (the URL or address, maybe a secret)."""
+WITH_PREFIX = select(_n.c.id).where(_n.c.id.startswith(bindparam("b_prefix"))).order_by(
+    _n.c.id).limit(bindparam("b_limit"))
 TRIES_OF = (select(deliveries).where(deliveries.c.notification_id.in_(
     bindparam("b_ids", expanding=True)))
     .order_by(deliveries.c.notification_id, deliveries.c.attempt))

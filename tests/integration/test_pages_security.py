@@ -15,7 +15,8 @@ import pytest
 
 from orchestrator.client import Client
 from orchestrator.devstack.stack import LocalStack
-from orchestrator.store.results import Claim
+from orchestrator.store.results import Claim, Outgoing
+from tests.alerts_support import Outcome, own_client, try_due
 from tests.integration.html_tree import Element, parse
 from tests.integration.pages_support import HOSTILE, Web, page, web_of
 
@@ -34,6 +35,17 @@ tasks:
   - id: second
     shell: "true"
     upstream: [first]
+"""
+
+
+HOSTILE_ALERTS_YAML = """\
+id: hostile_alerts
+tasks:
+  - id: first
+    shell: "true"
+notify:
+  - on: [task_failed, run_failed]
+    webhook: {url: "http://127.0.0.1:9/hook"}
 """
 
 
@@ -197,3 +209,50 @@ def test_errors_and_tracebacks_are_masked_as_in_the_api(hostile: Web) -> None:
         assert "***" in text, path
     attempt = page(viewer, f"/runs/{run_id}").find("section", "task", data_task_id="first")
     assert attempt.find("pre", "traceback").text == "Traceback ...\nConnectionError: key=***\n"
+
+
+@pytest.fixture
+def hostile_alerts(broker_url: str, database_url: str, tmp_path: Path) -> Iterator[Web]:
+    """The app over a DAG that alerts, on a database of the test's own (its claims take
+    only this test's alerts)."""
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "hostile_alerts.yaml").write_text(HOSTILE_ALERTS_YAML)
+    with own_client(broker_url, database_url, tmp_path, dags_path=folder) as client, \
+            web_of(client) as web:
+        yield web
+
+
+def test_hostile_alert_errors_and_tries_are_escaped(hostile_alerts: Web) -> None:
+    """What an alert shows comes from a failing task (its error, in the payload) and a
+    receiver (what it answered, in each try and the last error): all of it escaped."""
+    client = hostile_alerts.client
+    dag = client.dag("hostile_alerts")
+    run_id = hostile_alerts.store_run(dag)
+    claim = client.store.claim(run_id, "first", 1, worker="w@host", pid=1, lease_seconds=60,
+                               data_from=[], max_lost=3)
+    assert isinstance(claim, Claim)
+    client.store.fail(run_id, "first", 1, error_type="Boom<b>", message=HOSTILE,
+                      traceback=None, retry_in=None, p=dag.plan, token=claim.token)
+
+    def hostile_answer(out: Outgoing) -> Outcome:  # run_failed: tried again; task_failed: given up
+        return False, 500, HOSTILE, out.event == "run_failed"
+
+    assert len(try_due(client.store, run_id, HOSTILE, hostile_answer)) == 2
+    viewer = hostile_alerts.as_role("viewer")
+    for path in (f"/runs/{run_id}", f"/runs/{run_id}/alerts"):
+        tree = page(viewer, path)
+        no_markup_from(tree, viewer.get(path).text, path)
+        section = tree.find("section", id="alerts")
+        assert section.attrs["data-settled"] == "false"  # one waits for its next try
+        items = {e.attrs["data-event"]: e for e in section.find_all("li", "alert-item")}
+        assert set(items) == {"task_failed", "run_failed"}
+        for event, state in (("task_failed", "failed"), ("run_failed", "pending")):
+            item = items[event]
+            assert item.attrs["data-state"] == state
+            assert HOSTILE in item.find(cls="alert-says").text
+            assert item.find(cls="alert-last-error").text == f"Last error: {HOSTILE}"
+            (tried,) = item.find_all("tr", "delivery")
+            assert tried.find("td", "detail").text == HOSTILE
+            assert tried.find("td", "holder").text == HOSTILE
+            assert tried.find("td", "status").text == "500"

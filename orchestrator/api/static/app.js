@@ -199,6 +199,44 @@
     });
   }
 
+  // -- a run's alerts: fetched again until the run has ended and none waits to be sent --
+  function alertsLive() {
+    var section = document.getElementById("alerts");
+    if (!section || section.dataset.settled === "true") { return; }
+    var every = (parseInt(section.dataset.refresh || "2", 10) || 2) * 1000;
+    var src = section.dataset.src;
+    var stopAt = Date.now() + 3600 * 1000;  // a tab left open stops asking after an hour
+
+    function poll() {
+      fetch(src, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          var old = document.getElementById("alerts");
+          if (html === null || !old) { return; }
+          var tpl = document.createElement("template");
+          tpl.innerHTML = html.trim();
+          var fresh = tpl.content.getElementById("alerts");
+          if (!fresh) { return; }
+          old.querySelectorAll("details[open]").forEach(function (d) {
+            var li = d.closest("li[data-notification-id]");
+            var now = li && fresh.querySelector("li" + sel("data-notification-id",
+              li.dataset.notificationId) + " details");
+            if (now) { now.open = true; }
+          });
+          old.replaceWith(fresh);
+          localTimes(fresh);
+          section = fresh;
+        })
+        .catch(function () { /* asked again next time */ })
+        .then(function () {
+          if (section.dataset.settled !== "true" && Date.now() < stopAt) {
+            window.setTimeout(poll, every);
+          }
+        });
+    }
+    window.setTimeout(poll, every);
+  }
+
   // -- the log view, following -------------------------------------------------------------
   function logView() {
     var log = document.getElementById("log");
@@ -251,6 +289,7 @@
     grid();
     taskFilter();
     runPage();
+    alertsLive();
     logView();
   }
 
