@@ -40,7 +40,7 @@ def test_the_issues_rules_file_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "line", "words"), [
     ("notify:\n  - on: [run_failed]\n    webhook: {url: x}\n  - on: [nope]\n"
-     "    slack: {url: y}\n", 4, "on.0"),
+     "    slack: {url: y}\n", 4, "unknown event 'nope'"),
     ("notify:\n  - on: [run_failed]\n    webhook: {url: x}\n    slack: {url: y}\n", 2,
      "exactly one channel"),
     ("notify:\n  - on: [run_failed]\n", 2, "exactly one channel"),

@@ -211,8 +211,9 @@ def test_unknown_keys_that_yaml_reads_as_booleans(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path, exc = load_error(tmp_path, "id: x\nowner: ops\ntasks: [{id: a, shell: echo}]\n")
     assert str(exc) == (f"{path}: DAG 'x': unknown key(s) ['owner']; allowed: "
-                        "['catchup', 'description', 'id', 'max_active_runs', "
-                        "'max_active_tasks', 'max_catchup', 'overlap', 'params', 'schedule', "
+                        "['catchup', 'deadline', 'description', 'id', 'max_active_runs', "
+                        "'max_active_tasks', 'max_catchup', 'notify', 'on_failure', "
+                        "'on_retry', 'on_success', 'overlap', 'params', 'schedule', "
                         "'tasks', 'timeout', 'timezone']")
 
 
