@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +17,7 @@ from orchestrator.model import limits, params, spec
 
 if TYPE_CHECKING:
     from orchestrator.client import Client
+    from orchestrator.store import Store
 
 MAX_PROCESSES = 512
 """Most worker processes one command starts (per worker, and workers per stack)."""
@@ -108,6 +111,21 @@ def client() -> Client:
     from orchestrator.client import Client
 
     return Client()
+
+
+@contextmanager
+def store() -> Iterator[Store]:
+    """The configured database's store, its schema checked (one behind names `orchestrator
+    db upgrade` in one line), disposed after: for commands that need no broker."""
+    from orchestrator import settings
+    from orchestrator.store import Store
+
+    s = Store(settings.load().database.url)
+    try:
+        s.check_schema()
+        yield s
+    finally:
+        s.dispose()
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:

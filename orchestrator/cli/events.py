@@ -5,8 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -14,12 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import errors
-from orchestrator import settings as settings_
-from orchestrator.cli import render
+from orchestrator.cli import common, render
 from orchestrator.cli.common import JsonOpt, client
 from orchestrator.model import records, schedule
 from orchestrator.model.compiled import SHORT
-from orchestrator.store import Store
 
 events_app = typer.Typer(no_args_is_help=True,
                          help="Named events: each starts a run of the DAGs scheduled on it.")
@@ -100,15 +96,6 @@ def events_emit(name: NameArg, payload: PayloadOpt = None, as_json: JsonOpt = Fa
                          "the coordinator sends them", highlight=False)
 
 
-@contextmanager
-def _store() -> Iterator[Store]:
-    store = Store(settings_.load().database.url)
-    try:
-        store.check_schema()
-        yield store
-    finally:
-        store.dispose()
-
 
 def _status(e: records.Event) -> str:
     return "consumed" if e.consumers and all(r for _, r in e.consumers) else "pending"
@@ -125,7 +112,7 @@ def events_list(name: Annotated[str | None, typer.Option(
                                                    help="At most this many.")] = 100,
                 as_json: JsonOpt = False) -> None:
     """Events newest first: pending or consumed, and by which DAG's run."""
-    with _store() as store:
+    with common.store() as store:
         found = store.events(kind.value if kind else None, name, pending, limit)
     if as_json:
         render.dump([{"id": e.id, "kind": e.kind, "name": e.name,

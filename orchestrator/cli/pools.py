@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import settings as settings_
-from orchestrator.cli import render
+from orchestrator.cli import common, render
 from orchestrator.cli.common import JsonOpt
-from orchestrator.store import Store
 
 pools_app = typer.Typer(no_args_is_help=True, help="Slot pools (tasks' pool= option).")
 
@@ -21,15 +17,6 @@ pools_app = typer.Typer(no_args_is_help=True, help="Slot pools (tasks' pool= opt
 def register(app: typer.Typer) -> None:
     app.add_typer(pools_app, name="pools")
 
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    store = Store(settings_.load().database.url)
-    try:
-        store.check_schema()
-        yield store
-    finally:
-        store.dispose()
 
 
 @pools_app.command("set")
@@ -40,7 +27,7 @@ def pools_set(name: Annotated[str, typer.Argument(help="The pool's name.")],
                   help="What it is for (default: keep the one it has).")] = None,
               ) -> None:
     """Create a pool or change its slots."""
-    with _store() as store:
+    with common.store() as store:
         pool = store.set_pool(name, slots, description)
     limit = "unbounded" if pool.slots is None else f"{pool.slots} slots"
     render.err.print(f"pool {escape(pool.name)!r}: {limit}, {pool.used} in use",
@@ -50,7 +37,7 @@ def pools_set(name: Annotated[str, typer.Argument(help="The pool's name.")],
 @pools_app.command("list")
 def pools_list(as_json: JsonOpt = False) -> None:
     """Every pool with its slots and usage."""
-    with _store() as store:
+    with common.store() as store:
         found = store.pools()
     if as_json:
         render.dump([p.model_dump(mode="json") for p in found])
@@ -67,6 +54,6 @@ def pools_list(as_json: JsonOpt = False) -> None:
 @pools_app.command("delete")
 def pools_delete(name: Annotated[str, typer.Argument(help="The pool's name.")]) -> None:
     """Delete a pool no task holds or waits on (never the default pool)."""
-    with _store() as store:
+    with common.store() as store:
         store.delete_pool(name)
     render.err.print(f"pool {escape(name)!r} deleted", highlight=False)

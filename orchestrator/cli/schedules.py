@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import settings as settings_
-from orchestrator.cli import render
+from orchestrator.cli import common, render
 from orchestrator.cli.common import JsonOpt
-from orchestrator.store import Store
 
 schedules_app = typer.Typer(no_args_is_help=True, help="Schedules and their next fires.")
 
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    store = Store(settings_.load().database.url)
-    try:
-        store.check_schema()
-        yield store
-    finally:
-        store.dispose()
 
 
 @schedules_app.command("list")
 def schedules_list(as_json: JsonOpt = False) -> None:
     """Each DAG the scheduler knows: schedule, zone, paused, next and last fire, skipped."""
-    with _store() as store:
+    with common.store() as store:
         found = store.dag_states()
     if as_json:
         render.dump([s.model_dump(mode="json") for s in found])

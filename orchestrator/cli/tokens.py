@@ -9,8 +9,6 @@ again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -18,11 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import settings as settings_
-from orchestrator.cli import render
+from orchestrator.cli import common, render
 from orchestrator.cli.common import JsonOpt
 from orchestrator.model.records import Role
-from orchestrator.store import Store
 
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens (REST API and run view).")
 
@@ -30,15 +26,6 @@ tokens_app = typer.Typer(no_args_is_help=True, help="API tokens (REST API and ru
 def register(app: typer.Typer) -> None:
     app.add_typer(tokens_app, name="tokens")
 
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    store = Store(settings_.load().database.url)
-    try:
-        store.check_schema()  # behind: one line naming `orchestrator db upgrade`
-        yield store
-    finally:
-        store.dispose()
 
 
 def _name(value: str | None) -> str | None:
@@ -54,7 +41,7 @@ def tokens_create(role: Annotated[Role, typer.Option(
                       help="A name to list and revoke it by (default: ROLE-ID).",
                       callback=_name)] = None) -> None:
     """Make a token and print it, once, on stdout."""
-    with _store() as store:
+    with common.store() as store:
         token_id, token = store.create_token(name, role.value)
         named = next(t.name for t in store.list_tokens() if t.id == token_id)
     sys.stdout.write(token + "\n")
@@ -67,7 +54,7 @@ def tokens_create(role: Annotated[Role, typer.Option(
 def tokens_list(as_json: JsonOpt = False) -> None:
     """Every token with its role and when it was made, last used and revoked (never the
     token or its hash)."""
-    with _store() as store:
+    with common.store() as store:
         found = store.list_tokens()
     if as_json:
         render.dump([t.model_dump(mode="json") for t in found])
@@ -88,6 +75,6 @@ def tokens_list(as_json: JsonOpt = False) -> None:
 def tokens_revoke(id_or_name: Annotated[str, typer.Argument(
         metavar="ID_OR_NAME", help="The token's id or name.")]) -> None:
     """Revoke a token: the next request with it gets 401."""
-    with _store() as store:
+    with common.store() as store:
         store.revoke_token(id_or_name)
     render.out.print(f"revoked {escape(id_or_name)}", highlight=False)
