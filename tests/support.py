@@ -185,3 +185,19 @@ def fresh_database(like: str, folder: Path) -> Iterator[str]:
         return
     with scratch_postgres(like, prefix="orch_fresh") as url:
         yield url
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """These variables set in this process's environment (the processes it starts inherit
+    them: a coordinator reads receivers' addresses there), as they were afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -9,7 +9,6 @@ and the shared stack's runs have none of these receivers."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
 from tests.browser.conftest import FLOWER, Browsing, Server, _healthy
 from tests.receivers import Receiver
-from tests.support import free_port, fresh_database, make_settings, wait_until
+from tests.support import environ, free_port, fresh_database, make_settings, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -34,38 +33,29 @@ MAX_TRIES = 3
 def alerting(broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory,
              ) -> Iterator[tuple[Client, Server, Receiver, Receiver]]:
     folder = tmp_path_factory.mktemp("alerts-view")
-    env = ("TEST_VIEW_HOOK_URL", "TEST_VIEW_HOOK_SECRET", "TEST_VIEW_SLACK_URL")
+    # read by the coordinator when it delivers (it inherits this environment)
     with Receiver() as hook, Receiver([500] * 50) as slack, \
-            fresh_database(database_url, folder) as url:
-        saved = {k: os.environ.get(k) for k in env}
-        # read by the coordinator when it delivers (it inherits this environment)
-        os.environ.update(TEST_VIEW_HOOK_URL=hook.url, TEST_VIEW_HOOK_SECRET=SECRET,
-                          TEST_VIEW_SLACK_URL=slack.url)
-        try:
-            settings = make_settings(broker_url, url, alert_backoff=0.3,
-                                     alert_max_tries=MAX_TRIES, alert_timeout=2.0)
-            with LocalStack(settings, workers=1, concurrency=1, coordinator=True,
-                            log_dir=str(folder)) as stack, Client(stack.settings) as client:
-                port = free_port()
-                log = folder / "server.log"
-                proc = spawn(["orchestrator", "server", "--host", "127.0.0.1",
-                              "--port", str(port)],
-                             stack.settings.with_env(ORCH_FLOWER_URL=FLOWER),
-                             log_path=str(log))
-                base = f"http://127.0.0.1:{port}"
-                try:
-                    wait_until(lambda: _healthy(base, proc, log), 60, "the server's /healthz")
-                    _, operator = client.store.create_token("alerts-view-operator", "operator")
-                    _, viewer = client.store.create_token("alerts-view-viewer", "viewer")
-                    yield client, Server(base, operator, viewer), hook, slack
-                finally:
-                    terminate(proc)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            fresh_database(database_url, folder) as url, \
+            environ(TEST_VIEW_HOOK_URL=hook.url, TEST_VIEW_HOOK_SECRET=SECRET,
+                    TEST_VIEW_SLACK_URL=slack.url):
+        settings = make_settings(broker_url, url, alert_backoff=0.3,
+                                 alert_max_tries=MAX_TRIES, alert_timeout=2.0)
+        with LocalStack(settings, workers=1, concurrency=1, coordinator=True,
+                        log_dir=str(folder)) as stack, Client(stack.settings) as client:
+            port = free_port()
+            log = folder / "server.log"
+            proc = spawn(["orchestrator", "server", "--host", "127.0.0.1",
+                          "--port", str(port)],
+                         stack.settings.with_env(ORCH_FLOWER_URL=FLOWER),
+                         log_path=str(log))
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_until(lambda: _healthy(base, proc, log), 60, "the server's /healthz")
+                _, operator = client.store.create_token("alerts-view-operator", "operator")
+                _, viewer = client.store.create_token("alerts-view-viewer", "viewer")
+                yield client, Server(base, operator, viewer), hook, slack
+            finally:
+                terminate(proc)
 
 
 def test_a_failed_runs_alerts_show_each_try_as_it_happens(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
 from orchestrator.store import Store
 from tests.receivers import Receiver
-from tests.support import ROOT, fresh_database, make_settings, wait_until
+from tests.support import ROOT, environ, fresh_database, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +26,11 @@ SECRET = "example-webhook-secret"
 def example(broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory,
             ) -> Iterator[tuple[LocalStack, Receiver]]:
     folder = tmp_path_factory.mktemp("alerting-example")
-    with Receiver() as hook, fresh_database(database_url, folder) as url:
-        saved = {k: os.environ.get(k) for k in ("ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET")}
-        os.environ.update(ALERT_WEBHOOK_URL=hook.url, ALERT_WEBHOOK_SECRET=SECRET)
-        try:
-            settings = make_settings(broker_url, url, dags_path=ROOT / "dags")
-            with LocalStack(settings, coordinator=True, log_dir=str(folder)) as stack:
-                yield stack, hook
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with Receiver() as hook, fresh_database(database_url, folder) as url, \
+            environ(ALERT_WEBHOOK_URL=hook.url, ALERT_WEBHOOK_SECRET=SECRET):
+        settings = make_settings(broker_url, url, dags_path=ROOT / "dags")
+        with LocalStack(settings, coordinator=True, log_dir=str(folder)) as stack:
+            yield stack, hook
 
 
 def _settled(stack: LocalStack, run_id: str) -> list[object]:

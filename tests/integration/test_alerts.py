@@ -19,7 +19,7 @@ from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
 from orchestrator.store import Store
 from tests.receivers import Receiver, smtp_server
-from tests.support import fresh_database, make_settings, wait_until
+from tests.support import environ, fresh_database, make_settings, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,19 +28,9 @@ SECRET = "hook-signing-secret-for-tests"
 
 @pytest.fixture(scope="module")
 def receivers() -> Iterator[tuple[Receiver, Receiver, object]]:
-    with Receiver() as hook, Receiver() as slack, smtp_server() as (smtp_url, box):
-        saved = {k: os.environ.get(k) for k in ("TEST_HOOK_URL", "TEST_HOOK_SECRET",
-                                                 "TEST_SLACK_URL")}
-        os.environ.update(TEST_HOOK_URL=hook.url, TEST_HOOK_SECRET=SECRET,
-                          TEST_SLACK_URL=slack.url)
-        try:
-            yield hook, slack, (smtp_url, box)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with Receiver() as hook, Receiver() as slack, smtp_server() as (smtp_url, box), \
+            environ(TEST_HOOK_URL=hook.url, TEST_HOOK_SECRET=SECRET, TEST_SLACK_URL=slack.url):
+        yield hook, slack, (smtp_url, box)
 
 
 @pytest.fixture(scope="module")
