@@ -11,7 +11,7 @@ import datetime as dt
 
 from sqlalchemy import Connection
 
-from orchestrator.store import admission, versions
+from orchestrator.store import admission, outbox, versions
 from orchestrator.store import sql_schedules as sql
 from orchestrator.store.results import Change
 
@@ -40,6 +40,8 @@ def start_next(conn: Connection, dag_id: str, now: dt.datetime, change: Change,
             continue  # cancelled meanwhile: look again
         conn.execute(sql.QUEUE_INITIAL, {"b_run": nxt.id, "b_ids": list(p.initial),
                                          "b_now": now})
+        if p.alerts is not None:
+            outbox.open_deadline(conn, dag, nxt.id, now, nxt.logical_time)
         change.started_runs.append(nxt.id)
         # its tasks that need a pool slot wait for one (the sender reads what is queued)
         started = Change(nxt.id, queued=[(t, 1) for t in p.initial])

@@ -79,7 +79,7 @@ def create(conn: Connection, dag: CompiledDag, *, run_id: str, params: Mapping[s
         "interval_end": start.interval_end, "payload": start.payload,
         "backfill_id": start.backfill_id})
     conn.execute(sql.INSERT_TASKS, rows)
-    if p.alerts is not None:
+    if p.alerts is not None and not start.queued:  # a queued run's, when it starts
         outbox.open_deadline(conn, dag, run_id, now, start.logical_time)
     if not first or not admission.needed(conn, p):
         return None

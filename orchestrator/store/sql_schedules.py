@@ -84,7 +84,7 @@ SLOT_LIMIT = select(dags.c.max_active_runs).where(_dag).with_for_update()
 RUNNING_RUNS = select(func.count()).select_from(runs).where(
     runs.c.dag_id == bindparam("b_dag"), runs.c.state == RunState.RUNNING)
 
-OLDEST_QUEUED = select(runs.c.id, runs.c.dag_version).where(
+OLDEST_QUEUED = select(runs.c.id, runs.c.dag_version, runs.c.logical_time).where(
     runs.c.dag_id == bindparam("b_dag"), runs.c.state == RunState.QUEUED).order_by(
     runs.c.logical_time.is_(None), runs.c.logical_time, runs.c.created_at).limit(1)
 """Logical time first (a run without one last), then age."""

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from orchestrator.model import notify, spec
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.model.states import RunState
-from orchestrator.store import Claim, Store
+from orchestrator.store import Claim, RunStart, Store
 from orchestrator.store.tables import deadlines, notifications
 
 pytestmark = pytest.mark.integration
@@ -256,3 +256,21 @@ def test_a_cancelled_run_alerts_nobody(store: Store) -> None:
     run_id = _run(store, dag)
     assert store.cancel(run_id).notified == 0
     assert store.notifications(run_id) == []
+
+
+def test_a_queued_runs_deadline_counts_from_when_it_starts(store: Store) -> None:
+    dag = _dag(deadline=3600, max_active_runs=1,
+               notify=[{"on": ["deadline_missed"], "webhook": HOOK}])
+    first = _run(store, dag)
+    waiting = uuid.uuid4().hex
+    store.create_run(dag, run_id=waiting, params={}, start=RunStart(queued=True))
+    assert _deadline(store, first).state == "open"
+    assert _deadline(store, waiting) is None  # not started: no clock runs yet
+    token = _claim(store, first).token
+    started = dt.datetime.now(dt.UTC)
+    change = store.succeed(first, "a", 1, None, dag.plan, token=token)
+    assert change.started_runs == [waiting]
+    assert _deadline(store, first).state == "closed"
+    opened = _deadline(store, waiting)
+    assert opened.state == "open"
+    assert opened.due_at >= started + dt.timedelta(seconds=3600)  # from its start
