@@ -3,7 +3,7 @@
 PYTHON ?= python3
 # Test processes: each gets its own broker, databases and worker stacks (session
 # fixtures), and takes whole files, so a file's shared stack starts once.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -29,7 +29,7 @@ up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker, Flower and th
 
 test: $(STAMP)  ## the whole suite: unit, integration (SQLite + PostgreSQL), fault, security
 	bash .ci/system-packages
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

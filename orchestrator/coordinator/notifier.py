@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +35,8 @@ BATCH = 50
 SENDERS = 8
 """Tries made at once: a receiver that hangs holds one sender, not the outbox."""
 MAX_BACKOFF = 600.0
+STOP_SLICE = 0.2
+"""Seconds the notifier waits for a wake-up before it looks whether it should stop."""
 
 
 class Notifier:
@@ -118,9 +121,13 @@ class Notifier:
         if sub is None:
             stop.wait(interval)
             return
+        until = time.monotonic() + interval
         try:
-            if sub.get_message(timeout=interval) is not None:  # type: ignore[attr-defined]
-                while sub.get_message(timeout=0) is not None:  # type: ignore[attr-defined]
-                    pass  # one pass serves every wake-up that came meanwhile
+            # in slices, so a stopping coordinator is not held up by a whole interval
+            while not stop.is_set() and (left := until - time.monotonic()) > 0:
+                if sub.get_message(timeout=min(left, STOP_SLICE)) is not None:  # type: ignore[attr-defined]
+                    while sub.get_message(timeout=0) is not None:  # type: ignore[attr-defined]
+                        pass  # one pass serves every wake-up that came meanwhile
+                    return
         except redis.RedisError:
             stop.wait(interval)

@@ -8,12 +8,15 @@ import base64
 import json
 import logging
 import os
+import tempfile
 from urllib.parse import quote
 
 from orchestrator import Secret, dag, secret, task
 
 ENV_NAME = "BATTERY_ENV_TOKEN"
-FILE = os.path.join(os.environ.get("ORCH_TEST_LEDGER_DIR", "/nonexistent"), "battery.secret")
+# Not under ORCH_TEST_LEDGER_DIR: a process that imports this file before that is set (a
+# test module that loads the DAG folder at collection) would store another path.
+FILE = os.path.join(tempfile.gettempdir(), f"orchestrator-battery-{os.getuid()}.secret")
 
 log = logging.getLogger("tdag.secrets")
 

@@ -27,6 +27,17 @@ pytestmark = pytest.mark.integration
 HOOK = {"url": "http://hooks.test/x"}
 
 
+@pytest.fixture
+def store(fresh_url: str) -> Iterator[Store]:
+    """A database of each test's own: every coordinator delivers every notification of its
+    database, and the shared tier's coordinators would take these (and claims here take
+    whatever is due)."""
+    s = Store(fresh_url)
+    s.upgrade()
+    yield s
+    s.dispose()
+
+
 def _dag(*, retries: int = 0, tasks: tuple[str, ...] = ("a",), **dag: Any) -> CompiledDag:
     return CompiledDag.of(spec.build({
         "id": f"obx_{uuid.uuid4().hex[:8]}", **dag,
@@ -182,23 +193,13 @@ def _pending(store: Store, dag: CompiledDag) -> str:
     return row.id
 
 
-@pytest.fixture
-def own(fresh_url: str) -> Iterator[Store]:
-    """A database of this test's own: claims take whatever is due in the database."""
-    s = Store(fresh_url)
-    s.upgrade()
-    yield s
-    s.dispose()
-
-
 def _take(store: Store, notification_id: str, holder: str, lease: float = 30.0) -> Any:
     (out,) = store.claim_notifications(holder, limit=100, lease=lease)
     assert out.id == notification_id
     return out
 
 
-def test_a_claim_is_fenced_by_its_lease(own: Store) -> None:
-    store = own
+def test_a_claim_is_fenced_by_its_lease(store: Store) -> None:
     dag = _dag(notify=[{"on": ["run_failed"], "webhook": HOOK}])
     nid = _pending(store, dag)
     first = _take(store, nid, "one", lease=30.0)
@@ -218,8 +219,7 @@ def test_a_claim_is_fenced_by_its_lease(own: Store) -> None:
         (1, "one", "delivered"), (2, "two", "delivered")]
 
 
-def test_a_failed_try_is_due_again_then_given_up(own: Store) -> None:
-    store = own
+def test_a_failed_try_is_due_again_then_given_up(store: Store) -> None:
     dag = _dag(notify=[{"on": ["run_failed"], "webhook": HOOK}])
     nid = _pending(store, dag)
     out = _take(store, nid, "one")

@@ -66,7 +66,8 @@ COVERED = {"run", "cancel", "rerun", "worker", "coordinator", "up", "quickstart"
            "logs", "server", "tokens create", "tokens list", "tokens revoke",
            "pools set", "pools list", "pools delete", "dags pause", "dags unpause",
            "schedules list", "events emit", "events list", "backfill", "backfills list",
-           "backfills show", "backfills cancel"}
+           "backfills show", "backfills cancel", "alerts list", "alerts show",
+           "alerts listen"}
 """Every command, each run below (`worker` and `coordinator` by the stacks)."""
 
 
@@ -160,8 +161,13 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
     Flower and the logs."""
     logs = folder / "logs"
     logs.mkdir()
+    # every failed run alerts, to a webhook whose address the coordinator lacks: the
+    # alert is given up at once, and `alerts list|show` have it to show
+    rules = folder / "rules.yaml"
+    rules.write_text("notify:\n  - on: [run_failed]\n"
+                     "    webhook: {url: {env: BATTERY_UNSET_HOOK}}\n")
     settings = make_settings(broker_url, p.database_url, dags_path=folder / "dags",
-                             flower_port=free_port(),
+                             notify_file=str(rules), flower_port=free_port(),
                              flower_password=p.secrets["Flower password"],
                              signing_key=p.secrets["signing key"])
     assert set(p.secrets.values()) <= set(settings_.secret_values(settings))
@@ -218,6 +224,13 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
         assert "ORCH_TASK_ID=dump_env_fail" in p.cli(folder, env, "logs", run["id"],
                                                        "dump_env_fail")
         p.cli(folder, env, "rerun", run["id"], "--wait", ok=(1,))
+        wait_until(lambda: json.loads(p.cli(folder, env, "alerts", "list", "--json")),
+                   timeout=60, what="the failed run's alert")
+        p.cli(folder, env, "alerts", "list")
+        alert = json.loads(p.cli(folder, env, "alerts", "list", "--json"))[0]["id"]
+        p.cli(folder, env, "alerts", "show", alert)
+        p.cli(folder, env, "alerts", "show", alert, "--json")
+        p.cli(folder, env, "alerts", "listen", "--secret-env", "BATTERY_UNSET", ok=(2,))
         parked = json.loads(p.cli(folder, env, "run", "secrets_parked", "--json"))["run_id"]
         broker = leaks.dump_broker(broker_url)
         assert "secrets_parked" in broker  # the parked message is there to be searched

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -29,6 +31,9 @@ from tests.integration.test_lifecycle import _flower_get
 from tests.security import leaks
 from tests.support import free_port, make_settings, wait_until
 
+BATTERY_FILE = Path(tempfile.gettempdir()) / f"orchestrator-battery-{os.getuid()}.secret"
+"""The file tdag_secrets names (the same expression there)."""
+
 pytestmark = [pytest.mark.security, pytest.mark.integration]
 WAIT_S = 90
 FLOWER_AUTH = "admin:battery-flower-pw"
@@ -43,15 +48,16 @@ def _forms(secret: str) -> list[str]:
 
 
 @pytest.fixture
-def planted(ledger_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def planted(ledger_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The secrets, with characters URL quoting changes; the env one is in this process's
     environment before the workers start (they inherit it), the file one in the file the
     DAG names."""
     values = {name: f"{name}-{secrets.token_hex(12)}/+:x" for name in
               ("param", "env", "file")}
     monkeypatch.setenv("BATTERY_ENV_TOKEN", values["env"])
-    (ledger_dir / "battery.secret").write_text(values["file"] + "\n", encoding="utf-8")
-    return values
+    BATTERY_FILE.write_text(values["file"] + "\n", encoding="utf-8")
+    yield values
+    BATTERY_FILE.unlink(missing_ok=True)
 
 
 @pytest.fixture
