@@ -85,11 +85,13 @@ def write(conn: Connection, dag_id: str, run_id: str, happened: Sequence[Happene
     rows: list[dict[str, Any]] = []
     rules = (*(alerts.rules if alerts is not None else ()), *global_rules)
     for h in happened:
-        payload = _payload(conn, dag_id, run_id, h, now)
         targets = [(r.channel, r.target) for r in rules if h.event in r.on]
         path = alerts.callback(h.event, h.task_id) if alerts is not None else None
         if path is not None:
             targets.append(("callback", {"callable": path}))
+        if not targets:
+            continue  # nobody is told of this one: no payload to read
+        payload = _payload(conn, dag_id, run_id, h, now)
         # "n" first: the id travels as a callback message's task id, which starts so
         rows += [{"id": "n" + uuid.uuid4().hex[:31], "event": h.event, "dag_id": dag_id,
                   "run_id": run_id, "task_id": h.task_id, "attempt": h.attempt,

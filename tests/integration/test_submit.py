@@ -23,7 +23,7 @@ from orchestrator.devstack.stack import LocalStack
 from orchestrator.model.states import RunState
 from orchestrator.settings import Settings
 from orchestrator.store.tables import runs
-from tests.support import ROOT, free_port, make_settings, rows_at_rest
+from tests.support import ROOT, free_port, fresh_database, make_settings, rows_at_rest
 
 pytestmark = pytest.mark.integration
 WAIT_S = 60
@@ -48,10 +48,11 @@ def test_an_unreachable_broker_refuses_the_submit_and_writes_nothing(client: Cli
 
 @pytest.fixture
 def acl_stack(database_url: str, ledger_dir: Path, tmp_path: Path) -> Iterator[LocalStack]:
-    with EmbeddedBroker(port=free_port()) as url:
+    # A database of its own too: its coordinator would first resend every stalled task
+    # the shared one holds (hundreds, by the end of a full run) before this test's.
+    with EmbeddedBroker(port=free_port()) as url, fresh_database(database_url, tmp_path) as db:
         # the default requeue interval (300 s): only the unsent mark brings the run in time
-        settings = make_settings(url, database_url, reconcile_interval=0.3,
-                                 requeue_after=300.0)
+        settings = make_settings(url, db, reconcile_interval=0.3, requeue_after=300.0)
         with LocalStack(settings, workers=1, coordinator=True, log_dir=str(tmp_path)) as s:
             yield s
 
