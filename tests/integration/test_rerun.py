@@ -50,8 +50,9 @@ def test_rerun_refuses_and_changes_nothing(client: Client, ledger: Ledger) -> No
     done = client.submit("chain20")
     assert client.wait(done, timeout=WAIT_S).state == RunState.SUCCESS
     running = client.submit("nshape")
-    wait_until(lambda: client.get_run(running).tasks["c"].state == TaskState.RUNNING,
-               what="c to run")
+    # and d done: it may start after c, and its attempt row would count as a change
+    wait_until(lambda: (t := client.get_run(running).tasks)["c"].state == TaskState.RUNNING
+               and t["d"].state == TaskState.SUCCESS, what="c to run and d to be done")
     before = client.store.count_rows()
     with pytest.raises(errors.Conflict, match="no failed task"):
         client.rerun(done)
