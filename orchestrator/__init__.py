@@ -1,5 +1,6 @@
 """orchestrator: DAGs as code, run exactly on Celery workers, tracked in SQL."""
 
+from orchestrator.authoring.kind_tasks import http_task, sql_task
 from orchestrator.authoring.python import Dag, Output, dag, task
 from orchestrator.authoring.sensors import sensor
 from orchestrator.errors import OrchestratorError
@@ -19,8 +20,10 @@ __all__ = [
     "TaskContext",
     "context",
     "dag",
+    "http_task",
     "secret",
     "sensor",
+    "sql_task",
     "task",
 ]
 

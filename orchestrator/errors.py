@@ -180,3 +180,24 @@ class SensorTimeout(TaskFailure):
 class SecretUnavailable(TaskFailure):
     """A ``{secret: ...}`` argument could not be read in the worker (a variable not set,
     a file missing or unreadable); the message names where it looked, never a value."""
+
+
+class ConnectionUnavailable(TaskFailure):
+    """A named connection is not in the environment nor in the connections file, or its
+    value cannot be read; the message names where it looked, never a value."""
+
+
+class SqlTaskFailed(TaskFailure):
+    """A sql task's statement failed on its connection (the database's own message)."""
+
+
+class HttpStatusUnexpected(TaskFailure):
+    """An http task's answer had a status outside its ``expect`` list."""
+
+    def __init__(self, status: int, expected: str, body: str = "") -> None:
+        self.status = status
+        super().__init__(f"HTTP {status}, expected {expected}" + (f": {body}" if body else ""))
+
+
+class HttpRequestFailed(TaskFailure):
+    """An http task's request got no answer (refused, reset, timed out)."""

@@ -250,11 +250,19 @@ class AlertSettings(_Area):
                            "that writes an alert wakes it at once).", gt=0, le=60)
 
 
+class ConnectionSettings(_Area):
+    file: Path | None = _var(
+        "ORCH_CONNECTIONS_FILE", None, "YAML file of named connections (`connections:` name: "
+        "URL, `{env: NAME}` or `{file: PATH}`) for sql and http tasks; `ORCH_CONN_<NAME>` "
+        "variables come first. Read by workers when a task runs; never stored or sent.")
+
+
 AREAS: dict[str, type[_Area]] = {
     "database": DatabaseSettings, "broker": BrokerSettings, "dags": DagSettings,
     "worker": WorkerSettings, "coordinator": CoordinatorSettings, "flower": FlowerSettings,
     "limits": LimitSettings, "logs": LogSettings, "server": ServerSettings,
     "security": SecuritySettings, "hooks": HookSettings, "alerts": AlertSettings,
+    "connections": ConnectionSettings,
 }
 
 
@@ -275,6 +283,7 @@ class Settings(BaseModel):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     hooks: HookSettings = Field(default_factory=HookSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
 
     @model_validator(mode="after")
     def _visibility_above_timeouts(self) -> Settings:

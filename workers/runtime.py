@@ -26,7 +26,7 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from orchestrator import errors
 from orchestrator.authoring.discovery import DagBag
-from orchestrator.execution import operators, secret_refs
+from orchestrator.execution import connections, operators, secret_refs
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.model import retries, sealed, spec, values
 from orchestrator.model.compiled import CompiledDag
@@ -63,6 +63,7 @@ class Runtime:
         self._looked_for: set[str] = set()
         """Versions this process re-scanned its DAG folder for (once each)."""
         self._masker: masking.Masker | None = None
+        connections.use_file(settings.connections.file)
 
     @property
     def wiring(self) -> Wiring:
@@ -182,7 +183,8 @@ class Runtime:
                           logical_time=header.logical_time,
                           interval_start=header.interval_start,
                           interval_end=header.interval_end, trigger=header.trigger,
-                          payload=header.payload)
+                          payload=header.payload,
+                          result_cap=self.settings.limits.max_result_bytes)
         item = claim.item if task_id != t.id else operators.NO_ITEM
         assert self._heartbeat is not None and self._capture is not None
         self._heartbeat.watch(run_id, task_id, claim.attempt, claim.token)
@@ -201,8 +203,10 @@ class Runtime:
                                 masker=masker)
         except Exception as exc:  # user code may raise anything; all of it is recorded
             self._heartbeat.clear()
+            # An error that says retrying cannot help (an HTTP 404, say) fails for good.
             return self._failed(task, dag, run_id, task_id, t, claim, type(exc).__name__,
-                                str(exc), _traceback(), masker=masker)
+                                str(exc), _traceback(), masker=masker,
+                                retry=getattr(exc, "retryable", True) is not False)
         self._heartbeat.clear()
         chosen = None
         if t.branch:

@@ -51,7 +51,7 @@ class DagList(_Out):
 
 class Node(_Out):
     id: str
-    kind: Literal["python", "shell"]
+    kind: Literal["python", "shell", "sql", "http"]
     trigger_rule: str
     retries: int
     timeout: float | None

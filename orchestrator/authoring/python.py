@@ -238,6 +238,20 @@ class _Builder:
         }
         return Output(self, task_id)
 
+    def add_body(self, task_id: str, body: dict[str, Any], options: dict[str, Any],
+                 line: int) -> Output:
+        """A task of another kind than python (``sql_task``, ``http_task``): its body, its
+        values (Outputs and Params among them) under ``kwargs``."""
+        _check_options(options)
+        if task_id in self.tasks:
+            raise errors.DagError(f"duplicate task id {task_id!r}", dag_id=self.dag_id)
+        kwargs = {k: self._arg(v, task_id) for k, v in body.get("kwargs", {}).items()}
+        self.tasks[task_id] = {"id": task_id, **body, "kwargs": kwargs, "args": [],
+                               "upstream": [], "line": line,
+                               **_with_callbacks(options, self.dag_id)}
+        self._used.setdefault(task_id, 1)
+        return Output(self, task_id)
+
     def order(self, first: Output, then: Output) -> None:
         for o in (first, then):
             if o._builder is not self:

@@ -38,13 +38,14 @@ from typing import Any
 import yaml
 
 from orchestrator import errors
-from orchestrator.authoring import notify_rules, yaml_loader
+from orchestrator.authoring import kind_bodies, notify_rules, yaml_loader
 from orchestrator.model import secret_spec, spec
 
 _TASK_KEYS = {"id", "python", "shell", "args", "kwargs", "upstream", "retries",
               "retry_backoff", "retry_backoff_max", "retry_jitter", "timeout", "queue",
               "trigger_rule", "branch", "max_active", "env", "outlets", "pool", "pool_slots",
-              "priority", "sensor", *notify_rules.CALLBACK_KEYS}
+              "priority", "sensor", "sql", "sql_file", "http", *notify_rules.CALLBACK_KEYS}
+_KIND_KEYS = ("python", "shell", "sql", "sql_file", "http")
 _SCHEDULE_KEYS = {"schedule", "timezone", "catchup", "max_catchup", "max_active_runs",
                   "overlap", "max_active_tasks"}
 _TOP_KEYS = {"id", "description", "params", "tasks", "timeout", *_SCHEDULE_KEYS, "notify",
@@ -111,7 +112,7 @@ def _compile(data: dict[str, Any], source: str, lines: list[int]) -> dict[str, A
         line = lines[i] if i < len(lines) else None
         if not isinstance(t, dict):
             raise fail(f"tasks[{i}] must be a mapping", line)
-        out_tasks.append(_compile_task(t, i, line, fail))
+        out_tasks.append(_compile_task(t, i, line, fail, source))
     return {"id": data["id"], "description": data.get("description") or "",
             "timeout": data.get("timeout"),
             **{k: data[k] for k in _SCHEDULE_KEYS if k in data},
@@ -140,23 +141,22 @@ def _compile_param(name: str, p: Any, fail: Any) -> dict[str, Any]:
     return out
 
 
-def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dict[str, Any]:
+def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any,
+                  source: str) -> dict[str, Any]:
     name = t.get("id", f"tasks[{i}]")
     unknown = set(t) - _TASK_KEYS
     if unknown:
         raise fail(f"task {name!r}: unknown key(s) {sorted(unknown, key=str)}", line)
-    kinds = [k for k in ("python", "shell") if k in t]
+    kinds = [k for k in ("python", "shell", "sql", "http") if k in t]
     if len(kinds) != 1:
-        raise fail(f"task {name!r}: give exactly one of 'python' (module:function) "
-                   "or 'shell' (a command)", line)
-    out = {k: v for k, v in t.items() if k not in ("python", "shell", "args", "kwargs",
+        raise fail(f"task {name!r}: give exactly one of 'python' (module:function), "
+                   "'shell' (a command), 'sql' (a statement) or 'http' (a request)", line)
+    if "sql_file" in t and kinds[0] != "sql":
+        raise fail(f"task {name!r}: sql_file goes with sql: {{conn: NAME}}", line)
+    out = {k: v for k, v in t.items() if k not in (*_KIND_KEYS, "args", "kwargs",
                                                     *notify_rules.CALLBACK_KEYS)}
     out["line"] = line
     out["callbacks"] = notify_rules.callbacks_of(t)
-    if kinds[0] == "python":
-        out.update(kind="python", callable=t["python"])
-    else:
-        out.update(kind="shell", command=t["shell"])
     args = t.get("args") or []
     kwargs = t.get("kwargs") or {}
     if not isinstance(args, list) or not isinstance(kwargs, dict):
@@ -168,14 +168,33 @@ def _compile_task(t: dict[str, Any], i: int, line: int | None, fail: Any) -> dic
         except ValueError as exc:
             raise fail(f"task {name!r}: {exc}", line) from None
 
+    def body_fail(msg: str) -> Exception:
+        return fail(f"task {name!r}: {msg}", line)  # type: ignore[no-any-return]
+
     out["args"] = [arg(a) for a in args]
     out["kwargs"] = {k: arg(v) for k, v in kwargs.items()}
+    out.update(_body(kinds[0], t, bool(args or kwargs), source, arg, body_fail))
     if isinstance(t.get("env"), dict):  # {secret: ...} values; the rest are strings
         out["env"] = {k: arg(v) if isinstance(v, dict) and "secret" in v else v
                       for k, v in t["env"].items()}
     if isinstance(out.get("upstream"), str):
         out["upstream"] = [out["upstream"]]
     return out
+
+
+def _body(kind: str, t: dict[str, Any], has_args: bool, source: str,
+          arg: kind_bodies.ToArg, fail: kind_bodies.Fail) -> dict[str, Any]:
+    """The task's kind and body (python, shell, sql or http)."""
+    if kind == "python":
+        return {"kind": "python", "callable": t["python"]}
+    if kind == "shell":
+        return {"kind": "shell", "command": t["shell"]}
+    if has_args:
+        raise fail(f"a {kind} task binds values under its "
+                   f"{'params' if kind == 'sql' else 'json and params'}, not args/kwargs")
+    if kind == "sql":
+        return kind_bodies.sql_body(t["sql"], t.get("sql_file"), source, arg, fail)
+    return kind_bodies.http_body(t["http"], arg, arg, fail)
 
 
 def _arg(value: Any) -> dict[str, Any]:

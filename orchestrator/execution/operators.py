@@ -1,9 +1,10 @@
 """How one task body runs, whatever runs it (a Celery worker or ``Dag.test``).
 
-Task kinds: ``python`` (a function by import path, called with its bound arguments) and
+Task kinds: ``python`` (a function by import path, called with its bound arguments),
 ``shell`` (a command line in a minimal environment: run params and identity arrive as
 ``ORCH_*`` variables, with what the task declares under ``env``; the result is its
-standard output).
+standard output), and ``sql`` and ``http`` (``orchestrator.kinds``: a statement or a
+request on a named connection, with the task's bound values).
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ from orchestrator import errors
 from orchestrator.execution import secret_refs, task_context
 from orchestrator.model import spec
 from orchestrator.model.secret_spec import SecretArg
+
+KIND_MODULES = {"sql": "orchestrator.kinds.sql", "http": "orchestrator.kinds.http"}
+"""Imported by name when a task of the kind first runs: they pull in SQLAlchemy and httpx,
+which authoring and testing a python-only DAG should not (and this layer must not)."""
+
+KindRunner = Callable[[spec.TaskSpec, dict[str, Any], task_context.TaskContext,
+                       Callable[[SecretArg], str]], Any]
+
+
+@functools.cache
+def kind_runner(kind: str) -> KindRunner:
+    return importlib.import_module(KIND_MODULES[kind]).run  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,6 +91,10 @@ def call(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[str, 
     try:
         if task.kind == "shell":
             return _shell(task, ctx, secrets)
+        if task.kind in KIND_MODULES:
+            values = {k: _value(a, params, upstream, item, ctx, secrets)
+                      for k, a in task.kwargs.items()}
+            return kind_runner(task.kind)(task, values, ctx, lambda r: _secret(r, secrets))
         fn = resolve(task.callable or "")
         args = [_value(a, params, upstream, item, ctx, secrets) for a in task.args]
         kwargs = {k: _value(a, params, upstream, item, ctx, secrets)

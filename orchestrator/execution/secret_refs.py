@@ -42,7 +42,8 @@ def resolve(ref: SecretArg) -> str:
 
 
 def refs_of(task: spec.TaskSpec) -> list[SecretArg]:
-    values = (*task.args, *task.kwargs.values(), *task.env.values())
+    headers = task.http.headers.values() if task.http is not None else ()
+    values = (*task.args, *task.kwargs.values(), *task.env.values(), *headers)
     return list(dict.fromkeys(v for v in values if isinstance(v, SecretArg)))
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
+
+if TYPE_CHECKING:
+    from orchestrator.execution.connections import Connection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +30,16 @@ class TaskContext:
     interval_end: dt.datetime | None = None
     trigger: str = "manual"
     payload: Any = None
+    result_cap: int | None = None
+    """The most bytes of result the worker stores (sql and http tasks stop reading past
+    it)."""
+
+    def connection(self, name: str) -> Connection:
+        """The named connection (``ORCH_CONN_<NAME>`` or the connections file), read here
+        in the worker; its password is masked in what the task writes."""
+        from orchestrator.execution import connections
+
+        return connections.get(name)
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,8 +22,15 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator import errors
-from orchestrator.model import limits, params, secret_spec, spec_schedule
+from orchestrator.model import limits, params, secret_spec, spec_schedule, task_kinds
 from orchestrator.model import notify as notify_
+from orchestrator.model.args import Arg as Arg
+from orchestrator.model.args import ContextArg as ContextArg
+from orchestrator.model.args import ContextName as ContextName
+from orchestrator.model.args import ItemArg as ItemArg
+from orchestrator.model.args import ParamArg as ParamArg
+from orchestrator.model.args import TaskArg as TaskArg
+from orchestrator.model.args import ValueArg as ValueArg
 from orchestrator.model.cycles import find_cycle
 from orchestrator.model.task_ids import map_instance_id as map_instance_id
 from orchestrator.model.task_ids import split_task_id as split_task_id
@@ -47,49 +54,6 @@ MAX_TIMEOUT = 7 * 24 * 3600.0
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class TaskArg(_Frozen):
-    """The return value of an upstream task."""
-
-    kind: Literal["task"] = "task"
-    task: str
-
-
-class ParamArg(_Frozen):
-    """A run parameter."""
-
-    kind: Literal["param"] = "param"
-    param: str
-
-
-class ValueArg(_Frozen):
-    """A JSON literal fixed in the DAG definition."""
-
-    kind: Literal["value"] = "value"
-    value: Any
-
-
-class ItemArg(_Frozen):
-    """One item of an upstream task's list result: the task is mapped over that list, one
-    task instance per item."""
-
-    kind: Literal["item"] = "item"
-    task: str
-
-
-ContextName = Literal["logical_time", "interval_start", "interval_end", "payload", "run_id",
-                      "dag_id"]
-
-
-class ContextArg(_Frozen):
-    """A value of the run's context, as ``context()`` gives it to the task."""
-
-    kind: Literal["context"] = "context"
-    context: ContextName
-
-
-Arg = Annotated[TaskArg | ParamArg | ValueArg | ItemArg | ContextArg | secret_spec.SecretArg,
-                Field(discriminator="kind")]
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 
@@ -120,7 +84,8 @@ def _drop_defaults(data: Any, defaults: Mapping[str, Any]) -> Any:
 
 
 _TASK_LATER_KEYS: dict[str, Any] = {"env": {}, "outlets": [], "pool": None, "pool_slots": 1,
-                                    "priority": 0, "sensor": None, "callbacks": {}}
+                                    "priority": 0, "sensor": None, "callbacks": {},
+                                    "sql": None, "http": None}
 _DAG_LATER_KEYS: dict[str, Any] = {
     "schedule": None, "timezone": "UTC", "catchup": "latest", "max_catchup": 100,
     "max_active_runs": None, "overlap": "skip", "max_active_tasks": None, "notify": [],
@@ -129,9 +94,11 @@ _DAG_LATER_KEYS: dict[str, Any] = {
 
 class TaskSpec(_Frozen):
     id: str
-    kind: Literal["python", "shell"]
+    kind: Literal["python", "shell", "sql", "http"]
     callable: str | None = Field(default=None, description="'module:qualname' of a function")
     command: str | None = Field(default=None, description="shell command line")
+    sql: task_kinds.SqlSpec | None = None
+    http: task_kinds.HttpSpec | None = None
     env: dict[str, secret_spec.EnvValue] = Field(
         default_factory=dict,
         description="Variables a shell task's command gets, besides its minimal environment.")
@@ -344,8 +311,9 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
             raise errors.DagError(
                 f"task {t.id!r}: python tasks need callable 'module:function', "
                 f"got {t.callable!r}", **at)
-    elif not t.command:
+    elif t.kind == "shell" and not t.command:
         raise errors.DagError(f"task {t.id!r}: shell tasks need a command", **at)
+    _check_kind_body(t, at)
     _check_env(t, at)
     _check_queue(t, at)
     for arg in (*t.args, *t.kwargs.values()):
@@ -359,6 +327,26 @@ def _check_task_body(t: TaskSpec, spec: DagSpec, at: dict[str, Any]) -> None:
     if t.sensor is not None and (t.kind != "python" or t.map_over or t.branch):
         raise errors.DagError(f"task {t.id!r}: a sensor is a python task, neither mapped "
                               "nor branching", **at)
+
+
+def _check_kind_body(t: TaskSpec, at: dict[str, Any]) -> None:
+    """A task has the body of its kind and no other's."""
+    bodies = {"python": t.callable, "shell": t.command, "sql": t.sql, "http": t.http}
+    others = [k for k, v in bodies.items() if k != t.kind and v is not None]
+    if others:
+        raise errors.DagError(f"task {t.id!r}: a {t.kind} task has no {others[0]} body", **at)
+    if t.kind == "sql":
+        if t.sql is None:
+            raise errors.DagError(f"task {t.id!r}: sql tasks need sql: {{conn, query}}", **at)
+        task_kinds.check_sql(t.id, t.sql, t.kwargs, at)
+    elif t.kind == "http":
+        if t.http is None:
+            raise errors.DagError(f"task {t.id!r}: http tasks need http: {{method, url}}",
+                                  **at)
+        task_kinds.check_http(t.id, t.http, t.kwargs, at)
+    if t.kind in ("sql", "http") and t.args:
+        raise errors.DagError(f"task {t.id!r}: a {t.kind} task takes named arguments only",
+                              **at)
 
 
 def _check_env(t: TaskSpec, at: dict[str, Any]) -> None:
@@ -387,7 +375,7 @@ def _check_mapping(t: TaskSpec, at: dict[str, Any]) -> None:
     if len(items) > 1:
         raise errors.DagError(f"task {t.id!r} maps over {len(items)} lists ({items}); a task "
                               "maps over one", **at)
-    if t.kind != "python":
-        raise errors.DagError(f"task {t.id!r}: only python tasks can be mapped", **at)
+    if t.kind == "shell":
+        raise errors.DagError(f"task {t.id!r}: a shell task cannot be mapped", **at)
     if t.branch:
         raise errors.DagError(f"task {t.id!r}: a mapped task cannot branch", **at)

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from orchestrator.execution import connections
 from orchestrator.settings import Settings, secret_values
 
 MASK = "***"
@@ -153,10 +154,16 @@ class Masker:
         return value
 
 
+def own_secrets(settings: Settings) -> list[str]:
+    """The secrets of these settings (database and broker passwords, the signing key,
+    Flower's password: ``settings.secret_values``) and of every connection this process
+    can read (``ORCH_CONN_*`` and the connections file)."""
+    return [*secret_values(settings), *connections.secret_values()]
+
+
 def masker_for(settings: Settings) -> Masker:
-    """The masker for these settings' secrets (database and broker passwords, the
-    signing key, Flower's password: ``settings.secret_values``)."""
-    return Masker(secret_values(settings))
+    """The masker for :func:`own_secrets`."""
+    return Masker(own_secrets(settings))
 
 
 _registered: set[str] = set()
@@ -175,7 +182,7 @@ def process_masker(settings: Settings | None = None) -> Masker:
     """This process's masker: the secrets of ``settings`` (the process's own when None)
     and every value given to :func:`register`. Built again only when either changed."""
     global _cached
-    own = tuple(secret_values(settings if settings is not None else Settings()))
+    own = tuple(own_secrets(settings if settings is not None else Settings()))
     with _lock:
         registered = frozenset(_registered)
         if _cached is not None and _cached[0] == own and _cached[1] == registered:

@@ -99,7 +99,7 @@ tasks:
      "maps over 2 lists"),
     ([_task(id="a"), {"id": "b", "kind": "shell", "command": "true",
                       "args": [{"kind": "item", "task": "a"}]}],
-     "only python tasks can be mapped"),
+     "a shell task cannot be mapped"),
     ([_task(id="a"), _task(id="b", branch=True, args=[{"kind": "item", "task": "a"}])],
      "a mapped task cannot branch"),
     ([_task(id="a", max_active=2)], "maps over nothing"),

@@ -254,7 +254,8 @@ def test_python_and_shell_both_given(tmp_path: Path) -> None:
             shell: echo
     """)
     assert str(exc) == (f"{path}:3: DAG 'x': task 'a': give exactly one of 'python' "
-                        "(module:function) or 'shell' (a command)")
+                        "(module:function), 'shell' (a command), 'sql' (a statement) or "
+                        "'http' (a request)")
 
 
 def test_neither_python_nor_shell(tmp_path: Path) -> None:
