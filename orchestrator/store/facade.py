@@ -175,12 +175,12 @@ class Store(DagsMixin, SensorsMixin, TriggersMixin, SchedulesMixin, PoolsMixin,
     def cancel(self, run_id: str, *, state: RunState = RunState.CANCELLED,
                reason: str = "the run was cancelled") -> Change:
         # The run's plan says whether its slot goes to a queued run (cached per process).
-        version = self.header(run_id).version
-        p = self.compiled(version).plan if version is not None else None
+        header = self.header(run_id)
+        p = self.compiled(header.version).plan if header.version is not None else None
         with self._tx() as conn:
             now = _now()
             change = runs.stop(conn, run_id, state=state, reason=reason, now=now, p=p)
-            outbox.record(conn, self.header(run_id).dag_id, change,
+            outbox.record(conn, header.dag_id, change,
                           None if p is None else p.alerts, self.alert_rules, now,
                           error=reason if state == RunState.FAILED else None)
             return change

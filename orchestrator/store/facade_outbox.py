@@ -22,8 +22,11 @@ class OutboxMixin(StoreBase):
         """Mark the open deadlines past due as missed, writing their alerts in the same
         transaction; a run's end closes its deadline first or not at all. Returns how
         many were missed."""
+        now = _now()
+        with self._tx(write=False) as conn:
+            if conn.execute(sql_outbox.ANY_OVERDUE, {"b_now": now}).first() is None:
+                return 0
         with self._tx() as conn:
-            now = _now()
             missed = outbox.miss_deadlines(conn, now, limit)
             for run_id, dag_id, due in missed:
                 version = conn.execute(sql_outbox.RUN_VERSION, {"b_run": run_id}).scalar()

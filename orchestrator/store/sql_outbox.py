@@ -21,6 +21,9 @@ CLOSE_DEADLINE = update(_d).where(_d.c.run_id == bindparam("b_run"), _d.c.state 
 _overdue = (select(_d.c.run_id).where(_d.c.state == OPEN, _d.c.due_at <= bindparam("b_now"))
             .order_by(_d.c.due_at).limit(bindparam("b_limit"))
             .with_for_update(skip_locked=True))
+ANY_OVERDUE = (select(_d.c.run_id).where(_d.c.state == OPEN, _d.c.due_at <= bindparam("b_now"))
+               .limit(1))
+"""A read first: most passes find no deadline due, and need no turn of the writer."""
 MISS_DEADLINES = (update(_d).where(_d.c.run_id.in_(_overdue.scalar_subquery()),
                                    _d.c.state == OPEN)
                   .values(state=MISSED, closed_at=bindparam("b_now"))
