@@ -13,6 +13,7 @@ from orchestrator import errors
 from orchestrator.cli import (
     alerts,
     backfill,
+    connections,
     dags,
     db,
     events,
@@ -28,7 +29,8 @@ from orchestrator.cli import logs as log_cmds
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Run DAGs on Celery workers, tracked in SQL.")
-for part in (dags, runs, db, services, server, tokens, pools, events, backfill, alerts):
+for part in (dags, runs, db, services, server, tokens, pools, events, backfill, alerts,
+             connections):
     part.register(app)
 log_cmds.register(app)
 # `dags pause|unpause` are dags.py's: unpausing sends the runs pending events start.

@@ -9,11 +9,13 @@ import json
 import logging
 import os
 import tempfile
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
-from orchestrator import Secret, dag, secret, task
+from orchestrator import Secret, context, dag, secret, task
 
 ENV_NAME = "BATTERY_ENV_TOKEN"
+CONNECTION = "battery_db"
+"""ORCH_CONN_BATTERY_DB in the workers' environment: its password is the fourth secret."""
 # Not under ORCH_TEST_LEDGER_DIR: a process that imports this file before that is set (a
 # test module that loads the DAG folder at collection) would store another path.
 FILE = os.path.join(tempfile.gettempdir(), f"orchestrator-battery-{os.getuid()}.secret")
@@ -46,7 +48,19 @@ def explode(api_key: str, env_token: str, file_token: str) -> None:
         text for value in planted for text in _forms(value).values()))
 
 
+@task
+def plant_connection() -> dict[str, object]:
+    """A task that reads a connection and gives its password away in every form."""
+    url = context().connection(CONNECTION).url
+    password = unquote(urlsplit(url).password or "")
+    for form, text in _forms(password).items():
+        print(f"{form} {text}")
+    log.warning("connecting to %s", url)
+    return {"url": url, "forms": _forms(password)}
+
+
 @dag(id="secrets_battery")
 def secrets_battery(api_key: Secret) -> None:
     for body in (plant, explode):
         body(api_key, secret(env=ENV_NAME), secret(file=FILE))
+    plant_connection()

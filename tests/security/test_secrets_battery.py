@@ -1,5 +1,6 @@
-"""The secrets battery: three secrets a run holds (a secret param, a variable of the
-worker's environment, a file on its machine), each planted in six forms (printed plain,
+"""The secrets battery: four secrets a run holds (a secret param, a variable of the
+worker's environment, a file on its machine, the password of a named connection), each
+planted in six forms (printed plain,
 URL-quoted and base64, raised in an exception, returned inside a JSON result, printed by
 a shell task), on real workers, a real broker and database. Then every place a secret
 could reach is searched for every form of each: every row of every table, every log
@@ -53,8 +54,10 @@ def planted(ledger_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
     environment before the workers start (they inherit it), the file one in the file the
     DAG names."""
     values = {name: f"{name}-{secrets.token_hex(12)}/+:x" for name in
-              ("param", "env", "file")}
+              ("param", "env", "file", "connection")}
     monkeypatch.setenv("BATTERY_ENV_TOKEN", values["env"])
+    monkeypatch.setenv("ORCH_CONN_BATTERY_DB", "postgresql://etl:"
+                       f"{quote(values['connection'], safe='')}@127.0.0.1:9/warehouse")
     BATTERY_FILE.write_text(values["file"] + "\n", encoding="utf-8")
     yield values
     BATTERY_FILE.unlink(missing_ok=True)
@@ -127,7 +130,7 @@ def test_no_planted_secret_shows_anywhere(battery_stack: LocalStack, planted: di
         tasks = {r: sorted(run.tasks) for r, run in runs.items()}
         # The tasks did get every secret: they planted each form, and failed with them.
         assert {t: ti.state for t, ti in runs[py].tasks.items()} == {
-            "plant": "success", "explode": "failed"}
+            "plant": "success", "explode": "failed", "plant_connection": "success"}
         assert runs[py].state == runs[sh].state == RunState.FAILED
         assert len(runs[py].tasks["explode"].attempts) == 2  # a retry's event too
         log = client.logs(py, "plant")
@@ -139,6 +142,10 @@ def test_no_planted_secret_shows_anywhere(battery_stack: LocalStack, planted: di
         assert result["password"] == "***" and result["json"] == json.dumps(
             {"values": ["***"] * 3})
         assert client.result(sh, "echo_secrets").startswith("param *** env ***")
+        shown = client.result(py, "plant_connection")
+        assert shown["url"] == "postgresql://etl:***@127.0.0.1:9/warehouse"
+        assert set(shown["forms"].values()) <= {"***", base64.b64encode(b"admin:").decode()
+                                                + "***"}, shown
         assert "failing with *** and ***" in (runs[sh].tasks["fail_with_secrets"].error or "")
         assert "cannot connect with ***" in (runs[py].tasks["explode"].error or "")
         places = [("the database", leaks.dump_database(database_url)),
