@@ -19,6 +19,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator import errors
 from orchestrator.authoring import notify_rules
+from orchestrator.execution.local_report import LocalRun
 from orchestrator.model import params as run_params
 from orchestrator.model import secret_spec, spec
 
@@ -325,13 +326,13 @@ class Dag:
         raise errors.DagError(f"DAG {self.id!r} is not called directly: submit it with "
                               "orchestrator.Client().submit or test it with .test()")
 
-    def test(self, **params: Any) -> dict[str, Any]:
-        """Run every task in this process, in dependency order; return results by task id.
-
-        For unit-testing DAGs without a broker or database; exceptions propagate."""
+    def test(self, *, raise_on_failure: bool = True, wait_backoff: bool = False,
+             **params: Any) -> LocalRun:
+        """Run every task here as workers would: see :func:`.local.run_in_process`."""
         from orchestrator.execution import local  # here: authoring imports no runner
 
-        return local.run_in_process(self.spec, params)
+        return local.run_in_process(self.spec, params, raise_on_failure=raise_on_failure,
+                                    wait_backoff=wait_backoff)
 
     @staticmethod
     def _build(fn: Callable[..., Any], dag_id: str, description: str | None,
