@@ -17,6 +17,10 @@
         shell: echo loaded to "$TARGET"  # a shell command
         env: {TARGET: warehouse}         # variables it gets besides the minimal set
         upstream: [load]                 # ordering only
+      - id: fetch
+        http: {method: GET, conn: api, path: /orders, params: {day: {param: day}}}
+      - id: store
+        sql: {conn: warehouse, query: "INSERT INTO o VALUES (:id)", rows: {task: fetch}}
 
 An argument written ``{task: ID}`` is an upstream task's result, ``{param: NAME}`` a run
 parameter, ``{item: ID}`` one item of an upstream task's list result (the task is then
@@ -26,6 +30,8 @@ list of theirs, in order), ``{context: NAME}`` a value of the run's context (``l
 ``context()`` gives them), ``{secret: {env: NAME}}`` or ``{secret: {file: PATH}}`` a
 secret the worker reads when the task runs (also as a shell task's ``env`` value; a param
 with ``secret: true`` is a secret too); anything else is a literal.
+``sql`` and ``http`` tasks name a connection (``orchestrator.kinds``); their values are
+bound parameters, a body and query parameters, each a literal or such a reference.
 ``orchestrator/schema/dag.schema.json`` is the JSON Schema for editors.
 """
 
