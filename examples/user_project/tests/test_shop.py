@@ -78,7 +78,8 @@ def test_a_worker_killed_mid_charge_charges_once(orch_stack: OrchStack, orch_cli
     ledger, hold = str(tmp_path / "ledger.db"), tmp_path / "go"
     run_id = orch_client.submit("nightly_charges", _params(tmp_path, hold=str(hold)))
     wait_until(lambda: count(ledger, "charges", run_id) == 1, WAIT_S, "the charge")
-    orch_stack.kill_worker(run_id, "charge")  # the body is held after its side effect
+    killed = orch_stack.kill_worker(run_id, "charge")  # held after its side effect
+    assert len(killed) == 1  # the worker running it, not the other one
     hold.touch()
     run = orch_client.wait(run_id, timeout=WAIT_S)
     assert run.state == RunState.SUCCESS
