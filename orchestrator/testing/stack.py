@@ -24,6 +24,7 @@ Faults (each leaves a working stack behind, so the next test finds one):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -46,6 +47,8 @@ from orchestrator.transport.redelivery import Redelivery
 
 if TYPE_CHECKING:
     from orchestrator.client import Client
+
+log = logging.getLogger(__name__)
 
 TIMINGS = {"ORCH_LEASE_SECONDS": 2.0, "ORCH_RECONCILE_INTERVAL": 0.3,
            "ORCH_REQUEUE_AFTER": 3.0, "ORCH_UNACKED_RESTORE_INTERVAL": 1.0}
@@ -172,7 +175,9 @@ class OrchStack:
         """Crash the broker (SIGKILL: the messages it held are gone, as it keeps none),
         start it again on the same port with the same password, and wait until every
         worker answers through it. Work whose message was lost is sent again by the
-        reconciler (a queued task after 3 s)."""
+        reconciler (a queued task after 3 s). A worker that does not come back within
+        ``timeout`` (see the module's docstring) is killed and replaced, its running
+        attempt taken over as after :meth:`kill_worker`."""
         self._disarm()
         if self.broker.server_pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -180,10 +185,17 @@ class OrchStack:
         self.broker.stop()
         self.broker.start()  # its port and password are kept
         forget_connections()  # this process's, to the crashed server
-        self._replace_dead(timeout)
-        wait_for_workers(self.broker_url, self.settings,
-                         [w.name for w in self._local.workers], timeout=timeout,
-                         procs=[w.proc for w in self._local.workers])
+        try:
+            wait_for_workers(self.broker_url, self.settings,
+                             [w.name for w in self._local.workers], timeout=timeout,
+                             procs=[w.proc for w in self._local.workers])
+        except errors.OrchestratorError as exc:
+            log.warning("a worker did not come back after the broker restarted (%s); "
+                        "replacing the workers", exc)
+            for w in list(self._local.workers):
+                w.kill()
+                self._local.workers.remove(w)
+            self._add_workers(WORKERS, timeout)
 
     def deliver_twice(self, task: str, *, dag: str | None = None,
                       run_id: str | None = None) -> Duplicate:
