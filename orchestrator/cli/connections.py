@@ -48,10 +48,10 @@ def connections_test(
         as_json: JsonOpt = False) -> None:
     """Connect (a SQL database: run SELECT 1; an HTTP service: one GET) and say how it
     went; exits 1 when it could not."""
-    from orchestrator.kinds import probe  # SQLAlchemy and httpx, only for this command
+    from orchestrator.kinds.probe import probe  # SQLAlchemy and httpx, only for this command
 
     conn = connections.get(name)
-    result = probe.probe(conn, timeout)
+    result = probe(conn, timeout)
     masker = masking.process_masker().with_secrets(conn.secrets())
     detail = masker.mask(result.detail)
     if as_json:

@@ -47,9 +47,9 @@ def _http(conn: Connection, timeout: float) -> str:
 def _sql(conn: Connection, timeout: float) -> str:
     from sqlalchemy import text
 
-    from orchestrator.kinds import sql
+    from orchestrator.kinds import sql_engines
 
-    engine = sql.engine_for(conn.url, connect_timeout=timeout)
+    engine = sql_engines.engine_for(conn.url, connect_timeout=timeout, name=conn.name)
     with engine.connect() as connection:
         connection.execute(text("SELECT 1")).scalar_one()
         return f"{engine.dialect.name} answered SELECT 1"
