@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run up test test-fast lint bench clean
+.PHONY: install run etl up test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ install: $(STAMP)
 
 run: $(STAMP)  ## run the example DAG end to end on a throwaway local stack
 	$(BIN)/orchestrator quickstart example
+
+etl: $(STAMP)  ## the ETL example (http -> python -> sql) against a fixture API it serves
+	$(BIN)/python dags/etl_demo.py
 
 up: $(STAMP)  ## broker (embedded unless ORCH_BROKER_URL), worker, Flower and the server (its URL and token file shown) until Ctrl-C
 	$(BIN)/orchestrator up
