@@ -32,7 +32,7 @@ from orchestrator.model import retries, sealed, spec, values
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.observability import masking
 from orchestrator.settings import Settings
-from orchestrator.store import Busy, Claim, GiveUp, NotDue, RunHeader
+from orchestrator.store import Busy, Change, Claim, GiveUp, NotDue, RunHeader
 from orchestrator.transport import dispatch
 from orchestrator.wiring import Wiring
 from workers.heartbeat import Heartbeat
@@ -282,10 +282,18 @@ class Runtime:
         store = self.wiring.store
         token = claim.token if isinstance(claim, Claim) else None
         lost = isinstance(claim, GiveUp)  # its worker is gone: its log ends with a marker
+        def record() -> Change:
+            return store.fail(run_id, task_id, claim.attempt, error_type=error_type,
+                              message=message, traceback=tb, retry_in=retry_in, p=dag.plan,
+                              token=token, worker_lost=lost)
+
         try:
-            change = store.fail(run_id, task_id, claim.attempt, error_type=error_type,
-                                message=message, traceback=tb, retry_in=retry_in, p=dag.plan,
-                                token=token, worker_lost=lost)
+            try:
+                change = record()
+            except SoftTimeLimitExceeded:
+                # The soft limit fired while this failure was written (the body failed just
+                # before it): it fires once, so the failure itself is written again.
+                change = record()
         except Exception as exc:
             self._unless_unreachable(exc, "the failure", run_id, task_id, claim.attempt)
             # Record why recording failed, with nothing of the original that may be the
