@@ -12,7 +12,7 @@ from orchestrator.authoring import discovery, notify_rules
 from orchestrator.model import spec
 from orchestrator.settings import Settings
 from orchestrator.store import Store
-from orchestrator.transport import dispatch
+from orchestrator.transport import dispatch, kombu_guard
 from orchestrator.transport.celery_config import celery_config
 from orchestrator.transport.signing import Signer
 from workers import callbacks, integrity, registry
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     finally:
         store.dispose()
     bag = discovery.load_configured(settings.dags)
+    kombu_guard.install()
     app = Celery("orchestrator", set_as_current=True, tasks=registry.DagTaskRegistry(),
                  amqp=GuardedAMQP)
     app.conf.update(celery_config(settings, settings.broker.url))

@@ -7,10 +7,9 @@ coordinator, whose reconciler brings back work lost with a worker or the broker.
 are scaled down so a loss is noticed in seconds: a 2 s lease, a reconciler pass every
 0.3 s, a queued message no worker took resent after 3 s.
 
-Two workers of one process rather than one of two: a Celery 5.7 worker that loses the
-broker while it holds a task and still has a free pool slot exits ("Unrecoverable error",
-kombu restoring its unacknowledged message on a closed connection), so a broker restart
-would take the worker with it; a worker with one slot, busy, is not waiting for more.
+Two workers of one process rather than one of two: a worker killed mid-task leaves the
+other taking work while its replacement starts. (Workers outlive a broker restart with
+tasks in hand: ``transport.kombu_guard``.)
 
 Faults (each leaves a working stack behind, so the next test finds one):
 

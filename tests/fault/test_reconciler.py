@@ -65,6 +65,38 @@ def test_broker_restarted_empty_mid_run(own_broker: EmbeddedBroker, database_url
     assert sorted(e["task"] for e in ledger.entries(waiting)) == sorted(run.tasks)
 
 
+def test_a_worker_with_free_slots_outlives_a_broker_restart(
+        own_broker: EmbeddedBroker, database_url: str, ledger: Ledger,
+        tmp_path: Path) -> None:
+    """A worker holding a running task (acked late) and a free slot, when the broker dies:
+    kombu gives the unacked message back on the way out, through a connection that is
+    gone, and without the guard (transport/kombu_guard) the worker exits 'Unrecoverable
+    error: AttributeError'. With it the same process reconnects and goes on."""
+    assert own_broker.url is not None and own_broker.server_pid is not None
+    settings = make_settings(own_broker.url, database_url, requeue_after=2.0,
+                             reconcile_interval=0.3)
+    with LocalStack(settings, workers=0, coordinator=True, log_dir=str(tmp_path)) as stack, \
+            Client(stack.settings) as client:
+        worker = stack.add_worker("only", concurrency=2)
+        busy = client.submit("gateonly")
+        wait_until(lambda: ledger.of(busy, "gated"), what="the gated task to start")
+
+        os.kill(own_broker.server_pid, signal.SIGKILL)
+        own_broker.stop()
+        own_broker.start()  # same port, empty
+        ledger.open_gate(busy, "go")
+
+        assert client.wait(busy, timeout=WAIT_S).state == RunState.SUCCESS
+        after = client.submit("chain20")  # taken from the restarted broker
+        assert client.wait(after, timeout=WAIT_S).state == RunState.SUCCESS
+        assert worker.proc.poll() is None, "the worker exited"
+        workers = {a.worker for run_id in (busy, after)
+                   for ti in client.get_run(run_id).tasks.values() for a in ti.attempts}
+    assert len(workers) == 1  # one process did all of it
+    log = (tmp_path / "only.log").read_text(errors="replace")
+    assert "Unrecoverable error" not in log
+
+
 def test_mapped_instances_lost_with_the_broker_are_sent_again(
         own_broker: EmbeddedBroker, database_url: str, ledger: Ledger, tmp_path: Path) -> None:
     assert own_broker.url is not None and own_broker.server_pid is not None
