@@ -50,6 +50,9 @@ def _sql(conn: Connection, timeout: float) -> str:
     from orchestrator.kinds import sql_engines
 
     engine = sql_engines.engine_for(conn.url, connect_timeout=timeout, name=conn.name)
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1")).scalar_one()
-        return f"{engine.dialect.name} answered SELECT 1"
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar_one()
+            return f"{engine.dialect.name} answered SELECT 1"
+    finally:
+        sql_engines.dispose_all()  # a command ends here: its pooled connection with it
