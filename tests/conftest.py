@@ -4,6 +4,8 @@
 - databases: SQLite in a temp folder, and PostgreSQL when ORCH_TEST_POSTGRES_URL is set
   or a server answers on 127.0.0.1:5432 (each session gets a database of its own,
   dropped at the end). With CI=true an unreachable PostgreSQL fails instead of skipping.
+- MariaDB, for sql tasks' tests only (never a state database): ORCH_TEST_MARIADB_URL or
+  127.0.0.1:3306 as root, the same way (a session database; fails with CI=true).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from orchestrator.client import Client
 from orchestrator.devstack.broker import EmbeddedBroker
 from orchestrator.devstack.stack import LocalStack
 from orchestrator.store import Store
-from tests.support import PG_DEFAULT, Ledger, fresh_database, make_settings
+from tests.support import MARIADB_DEFAULT, PG_DEFAULT, Ledger, fresh_database, make_settings
 
 for _key in [k for k in os.environ if k.startswith("ORCH_") and not k.startswith("ORCH_TEST_")]:
     del os.environ[_key]  # a developer's own ORCH_* settings must not leak into tests
@@ -79,6 +81,38 @@ def postgres_url() -> Iterator[str]:
     yield url
     with engine.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+def _mariadb_admin_url() -> str | None:
+    url = sa.make_url(os.environ.get("ORCH_TEST_MARIADB_URL", MARIADB_DEFAULT))
+    engine = sa.create_engine(url.set(drivername="mysql+pymysql"),
+                              connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return str(url.render_as_string(hide_password=False))
+    except sa.exc.OperationalError:
+        return None
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A MariaDB database of this session's own, as a user writes its URL (``mysql://``)."""
+    admin = _mariadb_admin_url()
+    if admin is None:
+        msg = "MariaDB is not reachable (set ORCH_TEST_MARIADB_URL)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + "; in CI the MariaDB tier must run")
+        pytest.skip(msg)
+    name = f"orch_test_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(sa.make_url(admin).set(drivername="mysql+pymysql"))
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
     engine.dispose()
 
 

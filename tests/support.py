@@ -28,6 +28,7 @@ from orchestrator.store.seed import scratch_postgres
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DAGS = ROOT / "tests" / "dags"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MARIADB_DEFAULT = "mysql://root@127.0.0.1:3306/test"
 
 FAST = {"lease_seconds": 1.0, "task_timeout_max": 5.0, "visibility_timeout": 8.0,
         "unacked_restore_interval": 1.0}
