@@ -3,9 +3,9 @@ result, a run param, a hostile literal) and the Python one (rows from a python t
 params added to each), submitted through the client; the connection, a PostgreSQL
 database whose URL carries a password, given to the worker in a connections file. A
 refused statement fails once (not retried), a statement past its timeout is stopped on
-the server (and a SQLite one blocked in C is interrupted), and neither the URL nor its password is anywhere in the state database or
-the broker afterwards (results, errors, logs), masked where a task printed or returned it.
-Once on each state database backend."""
+the server (and a SQLite one blocked in C is interrupted), and neither the URL nor its
+password is anywhere in the state database or the broker afterwards (results, errors,
+logs), masked where a task printed or returned it. Once on each state database backend."""
 
 from __future__ import annotations
 
