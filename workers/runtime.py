@@ -150,7 +150,17 @@ class Runtime:
         if unresolved is not None:
             return self._failed(task, dag, run_id, task_id, t, claim,
                                 errors.UnresolvableTask.__name__, unresolved, None)
-        return self._run(task, dag, run_id, task_id, t, claim)
+        try:
+            return self._run(task, dag, run_id, task_id, t, claim)
+        except SoftTimeLimitExceeded:
+            # The soft limit fired after the body ended, while its outcome was worked out
+            # (an exception's message read, a traceback formatted) and before it was
+            # written: the deadline has passed either way, and an outcome must be written.
+            assert self._heartbeat is not None
+            self._heartbeat.clear()
+            return self._failed(task, dag, run_id, task_id, t, claim,
+                                errors.TaskTimeout.__name__,
+                                f"exceeded its timeout of {t.timeout} s", None)
 
     def _expand(self, task: Task, dag: CompiledDag, run_id: str, t: spec.TaskSpec,
                 attempt: int) -> Any:

@@ -120,6 +120,25 @@ def timeout_dag() -> None:
     sleepy()
 
 
+class SlowToDescribe(Exception):
+    """Its message takes longer to read than the task's timeout leaves: the soft limit
+    fires while the worker reads it, after the body has ended."""
+
+    def __str__(self) -> str:
+        time.sleep(3)
+        return "described too late"
+
+
+@task(timeout=1)
+def fails_at_its_deadline() -> None:
+    raise SlowToDescribe()
+
+
+@dag(id="late_failure")
+def late_failure() -> None:
+    fails_at_its_deadline()
+
+
 @task
 def rendezvous(me: str, other: str) -> str:
     """Finishes only while the other task runs at the same time, on another process."""

@@ -107,6 +107,16 @@ def test_timeout_fails_the_task(client: Client) -> None:
     assert attempt.finished_at is not None
 
 
+def test_a_timeout_that_fires_after_the_body_failed_still_ends_the_attempt(
+        client: Client) -> None:
+    """The soft limit lands while the worker reads the body's exception (its message is
+    slow): the attempt still ends, as a timeout, with no coordinator to rescue it."""
+    run = client.wait(client.submit("late_failure"), timeout=WAIT_S)
+    assert run.state == RunState.FAILED
+    (attempt,) = run.tasks["fails_at_its_deadline"].attempts
+    assert attempt.error_type == "TaskTimeout"
+
+
 def test_yaml_dag_with_shell_tasks(client: Client) -> None:
     run_id = client.submit("yaml_mixed", {"word": "hey"})
     run = client.wait(run_id, timeout=WAIT_S)
