@@ -213,7 +213,8 @@ def test_field_errors_name_the_field_and_line(extra: dict[str, Any], loc: str) -
 
 def test_unknown_kind_rejected() -> None:
     exc = build_error(dag({"id": "t", "kind": "java"}))
-    assert re.search(r"tasks\.0\.kind: Input should be 'python', 'shell', 'sql' or 'http'", str(exc))
+    assert re.search(r"tasks\.0\.kind: Input should be 'python', 'shell', 'sql' or 'http'",
+                     str(exc))
 
 
 def test_unknown_top_level_field_rejected() -> None:
