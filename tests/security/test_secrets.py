@@ -67,7 +67,7 @@ COVERED = {"run", "cancel", "rerun", "worker", "coordinator", "up", "quickstart"
            "pools set", "pools list", "pools delete", "dags pause", "dags unpause",
            "schedules list", "events emit", "events list", "backfill", "backfills list",
            "backfills show", "backfills cancel", "alerts list", "alerts show",
-           "alerts listen"}
+           "alerts listen", "connections list", "connections test"}
 """Every command, each run below (`worker` and `coordinator` by the stacks)."""
 
 
@@ -191,6 +191,16 @@ def _on_a_stack(p: Planted, folder: Path, broker_url: str) -> list[tuple[str, st
         p.cli(folder, env, "pools", "list")
         p.cli(folder, env, "pools", "list", "--json")
         p.cli(folder, env, "pools", "delete", "secrets_battery")
+        # a connection's password: the commands show the connection, never that
+        p.secrets["connection password"] = conn_pw = _token("connpw")
+        with_conns = {**env, "ORCH_CONN_LOCAL": f"sqlite:///{folder / 'warehouse.db'}",
+                      "ORCH_CONN_BATTERY_DB":
+                      f"postgresql://etl:{conn_pw}@127.0.0.1:{free_port()}/warehouse"}
+        p.cli(folder, with_conns, "connections", "list")
+        assert "etl:***@" in p.cli(folder, with_conns, "connections", "list", "--json")
+        p.cli(folder, with_conns, "connections", "test", "local")
+        p.cli(folder, with_conns, "connections", "test", "battery_db", "--timeout", "5",
+              ok=(1,))
         p.cli(folder, env, "dags", "pause", "secrets_parked")
         p.cli(folder, env, "schedules", "list")
         p.cli(folder, env, "schedules", "list", "--json")
