@@ -116,6 +116,18 @@ def mariadb_url() -> Iterator[str]:
     engine.dispose()
 
 
+@pytest.fixture
+def no_outside_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the connections the test sets: none from the environment, no connections
+    file (a developer's own, or one another test named)."""
+    from orchestrator.execution import connections
+
+    for name in list(os.environ):
+        if name.startswith(connections.ENV_PREFIX) or name == connections.FILE_VARIABLE:
+            monkeypatch.delenv(name)
+    connections.use_file(None)
+
+
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres",
                                                                   marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest,

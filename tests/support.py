@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +18,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from orchestrator import errors
 from orchestrator.model import spec
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.seed import scratch_postgres
+from orchestrator.testing import waiting
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DAGS = ROOT / "tests" / "dags"
@@ -58,15 +59,12 @@ def alive(pid: int) -> bool:
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
                interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` (the
+    users' helper, failing the test instead of raising)."""
+    try:
+        return waiting.wait_until(predicate, timeout, what, interval)
+    except errors.WaitTimeout as exc:
+        pytest.fail(str(exc))
 
 
 class Ledger:

@@ -6,7 +6,6 @@ connections file."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,11 @@ from orchestrator.execution import connections
 from tests.http_fixture_server import FixtureServer, Reply
 from tests.support import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_outside_connections")]
 
 PASSWORD = "s3cret-Pw_9f2"
 TOKEN = "Bearer tok-8c1d2e3f4a5b"
 
-
-@pytest.fixture(autouse=True)
-def _only_the_tests_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(connections.ENV_PREFIX) or name == connections.FILE_VARIABLE:
-            monkeypatch.delenv(name)
-    connections.use_file(None)
 
 
 def _cli(*args: str) -> tuple[int, str]:

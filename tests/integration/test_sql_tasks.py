@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,26 +16,19 @@ from typing import Any
 import pytest
 
 from orchestrator import errors
-from orchestrator.execution import connections, operators
+from orchestrator.execution import operators
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.kinds import sql_engines
 from orchestrator.model import spec, values
 from tests.sql_support import MANY_ROWS, Warehouse, warehouse
 from tests.support import free_port, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_outside_connections")]
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
             pytest.param("mariadb", marks=pytest.mark.mariadb)]
 NO_ROWS: Any = object()
 
-
-@pytest.fixture(autouse=True)
-def _only_our_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(connections.ENV_PREFIX) or name == connections.FILE_VARIABLE:
-            monkeypatch.delenv(name)
-    connections.use_file(None)
 
 
 @pytest.fixture(params=BACKENDS)

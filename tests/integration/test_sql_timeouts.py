@@ -17,26 +17,19 @@ from typing import Any
 import pytest
 
 from orchestrator import dag, errors, sql_task
-from orchestrator.execution import connections, operators
+from orchestrator.execution import operators
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.model import spec
 from tests.sql_support import SLOW, Warehouse, warehouse
 from tests.support import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_outside_connections")]
 
 PG = pytest.param("postgres", marks=pytest.mark.postgres)
 MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb)
 SLEEP_ROW = {"postgres": "INSERT INTO t (id) SELECT :id FROM pg_sleep(0.4) /* {marker} */",
              "mariadb": "INSERT INTO t (id) VALUES (:id + SLEEP(0.4)) /* {marker} */"}
 
-
-@pytest.fixture(autouse=True)
-def _only_our_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(connections.ENV_PREFIX) or name == connections.FILE_VARIABLE:
-            monkeypatch.delenv(name)
-    connections.use_file(None)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ header value shows nowhere (repr, masked_url, the process's masker, errors)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,8 @@ from orchestrator.execution import connections
 from orchestrator.execution.task_context import TaskContext
 from orchestrator.observability import masking
 from orchestrator.settings import Settings
+
+pytestmark = pytest.mark.usefixtures("no_outside_connections")
 
 PASSWORD = "pw-Zq8!x@y/z"
 QUOTED = "pw-Zq8%21x%40y%2Fz"
@@ -25,13 +26,6 @@ def _file(tmp_path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
 
-
-@pytest.fixture(autouse=True)
-def _no_outside_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(connections.ENV_PREFIX) or name == connections.FILE_VARIABLE:
-            monkeypatch.delenv(name)
-    connections.use_file(None)
 
 
 def test_from_the_environment_by_upper_case_name(monkeypatch: pytest.MonkeyPatch) -> None:
