@@ -166,6 +166,16 @@ def test_orchestrator_logs_follow_prints_until_the_attempt_ends(client: Client,
     assert out == "after the gate\n"
 
 
+def _no_run_starts_with(client: Client, prefix: str) -> bool:
+    try:
+        client.store.resolve_run_id(prefix)
+    except errors.UnknownRun:
+        return True
+    except errors.AmbiguousRun:
+        return False
+    return False
+
+
 def test_unknown_run_task_or_attempt(client: Client) -> None:
     run = client.wait(client.submit("logs_quiet"), timeout=WAIT_S)
     with pytest.raises(errors.UnknownRun):
@@ -174,9 +184,11 @@ def test_unknown_run_task_or_attempt(client: Client) -> None:
         client.logs(run.id, "nosuchtask")
     with pytest.raises(errors.UnknownAttempt):
         client.logs(run.id, "quiet", 2)
+    unused = next(p for p in (f"{i:03x}" for i in range(4095, -1, -1))
+                  if _no_run_starts_with(client, p))  # the shared database holds many
     for args, message in [
             (["0" * 32, "quiet"], f"no run {'0' * 32!r}"),
-            (["fff", "quiet"], "no run 'fff'"),
+            ([unused, "quiet"], f"no run {unused!r}"),
             ([run.id, "nosuchtask"], f"run {run.id!r} has no task 'nosuchtask'"),
             ([run.id, "quiet", "--attempt", "2"], "has no attempt 2"),
             ([run.id, "quiet", "--follow", "--attempt", "7"], "has no attempt 7")]:
