@@ -13,7 +13,7 @@ COPY workers ./workers
 COPY dags ./dags
 
 # psycopg[binary] ships its own libpq, so the slim image needs no compiler or system packages.
-RUN pip install --no-cache-dir '.[postgres]'
+RUN pip install --no-cache-dir '.[postgres,mysql]'
 
 # Workers run user DAG code: never as root.
 RUN useradd --create-home --uid 10001 orch && chown -R orch:orch /app
