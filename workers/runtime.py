@@ -155,7 +155,8 @@ class Runtime:
         except SoftTimeLimitExceeded:
             # The soft limit fired after the body ended, while its outcome was worked out
             # (an exception's message read, a traceback formatted) and before it was
-            # written: the deadline has passed either way, and an outcome must be written.
+            # written: the deadline has passed either way, and an outcome must be written
+            # (a success already written stays: its compare-and-set refuses this failure).
             assert self._heartbeat is not None
             self._heartbeat.clear()
             return self._failed(task, dag, run_id, task_id, t, claim,

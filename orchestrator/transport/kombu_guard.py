@@ -27,9 +27,9 @@ def install() -> None:
     import redis
     from kombu.transport import redis as transport
 
-    original: Any = transport.Channel._connparams
-    if getattr(original, _GUARDED, False):
-        return
+    original: Any = getattr(transport.Channel, "_connparams", None)
+    if original is None or getattr(original, _GUARDED, False):
+        return  # another kombu than the one this guards (or guarded already)
 
     def connparams(self: Any, asynchronous: bool = False) -> Any:
         if self.connection is None or self.connection.client is None:
