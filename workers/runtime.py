@@ -28,7 +28,7 @@ from orchestrator import errors
 from orchestrator.authoring.discovery import DagBag
 from orchestrator.execution import connections, operators, secret_refs
 from orchestrator.execution.task_context import TaskContext
-from orchestrator.model import retries, sealed, spec, values
+from orchestrator.model import retries, sealed, spec, triggers, values
 from orchestrator.model.compiled import CompiledDag
 from orchestrator.observability import masking
 from orchestrator.settings import Settings
@@ -222,7 +222,7 @@ class Runtime:
         chosen = None
         if t.branch:
             try:
-                chosen = _branches(result, dag.plan.downstream[t.id])
+                chosen = triggers.chosen_branches(result, dag.plan.downstream[t.id])
             except errors.BranchError as exc:
                 return self._failed(task, dag, run_id, task_id, t, claim,
                                     errors.BranchError.__name__, str(exc), None)
@@ -351,17 +351,3 @@ def _names_its_task(task: Task, dag: CompiledDag, t: spec.TaskSpec) -> bool:
                 "%r)", task.request.id, name, t.id, dag.id,
                 dispatch.task_name(dag.id, t.celery_name))
     return False
-
-
-def _branches(result: Any, children: tuple[str, ...]) -> set[str]:
-    """The children a branching task chose: a task id or a list of them."""
-    chosen = {result} if isinstance(result, str) else result
-    if not isinstance(chosen, list | set | tuple) or not all(
-            isinstance(c, str) for c in chosen):
-        raise errors.BranchError(f"a branch task returns a task id or a list of them, got "
-                                 f"{result!r}")
-    unknown = set(chosen) - set(children)
-    if unknown:
-        raise errors.BranchError(f"branch chose {sorted(unknown)}, which are not its direct "
-                                 f"downstream tasks {list(children)}")
-    return set(chosen)

@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from orchestrator import errors
 from orchestrator.execution import local_deadline, operators
 from orchestrator.execution.local_report import Attempt
 from orchestrator.execution.task_context import TaskContext
-from orchestrator.model import retries, spec
+from orchestrator.model import retries, spec, triggers
 
 
 @dataclasses.dataclass
@@ -41,7 +40,7 @@ def run_task(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[s
         ctx = context(number)
         try:
             value = _attempt(task, params, upstream, ctx, item)
-            chosen = _branches(value, children) if task.branch else None
+            chosen = triggers.chosen_branches(value, children) if task.branch else None
         except Exception as exc:  # user code may raise anything; a worker records it all
             # An error that says retrying cannot help (an HTTP 404, say) fails for good.
             delay = (retries.next_delay(task, number, 0, task.max_attempts)
@@ -65,18 +64,3 @@ def _attempt(task: spec.TaskSpec, params: Mapping[str, Any], upstream: Mapping[s
     if task.timeout is None:
         return body()
     return local_deadline.call_with_timeout(body, task.timeout, ctx, task.kind)
-
-
-def _branches(result: Any, children: Collection[str]) -> frozenset[str]:
-    """The children a branching task chose, checked as a worker checks them: a failed
-    attempt (BranchError) if it names anything but its direct downstream tasks."""
-    chosen = {result} if isinstance(result, str) else result
-    if not isinstance(chosen, list | set | tuple | frozenset) or not all(
-            isinstance(c, str) for c in chosen):
-        raise errors.BranchError(f"a branch task returns a task id or a list of them, got "
-                                 f"{result!r}")
-    unknown = set(chosen) - set(children)
-    if unknown:
-        raise errors.BranchError(f"branch chose {sorted(unknown)}, which are not its direct "
-                                 f"downstream tasks {list(children)}")
-    return frozenset(chosen)

@@ -9,6 +9,10 @@ it is taken exactly once. Rules and outcomes follow Airflow's.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
+from typing import Any
+
+from orchestrator import errors
 
 
 class TriggerRule(enum.StrEnum):
@@ -79,3 +83,19 @@ def _early(rule: TriggerRule, succeeded: int, failed: int, skipped: int) -> Deci
     elif rule == TriggerRule.NONE_SKIPPED and skipped:
         return Decision.SKIP
     return None
+
+
+def chosen_branches(result: Any, children: Collection[str]) -> frozenset[str]:
+    """The children a branching task chose (its result: a task id or a list of them);
+    BranchError if it names anything but its direct downstream tasks. Workers and
+    ``Dag.test`` check it alike."""
+    chosen = {result} if isinstance(result, str) else result
+    if not isinstance(chosen, list | set | tuple | frozenset) or not all(
+            isinstance(c, str) for c in chosen):
+        raise errors.BranchError(f"a branch task returns a task id or a list of them, got "
+                                 f"{result!r}")
+    unknown = set(chosen) - set(children)
+    if unknown:
+        raise errors.BranchError(f"branch chose {sorted(unknown)}, which are not its direct "
+                                 f"downstream tasks {list(children)}")
+    return frozenset(chosen)
